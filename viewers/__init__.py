@@ -1,0 +1,1 @@
+"""Web viewers (viser) and their static export."""

@@ -1,0 +1,1 @@
+"""Optical flow: classical baselines (OpenCV), learned methods, metrics and visualisation."""
