@@ -11,10 +11,10 @@ from vision3d.synth.textures import TEXTURE_SOURCES
 
 # Per-frame motion magnitudes (ranges), in pixels of induced flow at the reference depth / degrees.
 MOTION_PRESETS = {
-    "small": dict(camera_translation_px=(0.0, 3.0), camera_rotation_deg=(0.0, 0.5),
-                  object_translation_px=(0.5, 6.0), object_rotation_deg=(0.0, 3.0)),
-    "large": dict(camera_translation_px=(2.0, 25.0), camera_rotation_deg=(0.2, 3.0),
-                  object_translation_px=(5.0, 60.0), object_rotation_deg=(1.0, 15.0)),
+    "small": {"camera_translation_px": (0.0, 3.0), "camera_rotation_deg": (0.0, 0.5),
+                  "object_translation_px": (0.5, 6.0), "object_rotation_deg": (0.0, 3.0)},
+    "large": {"camera_translation_px": (2.0, 25.0), "camera_rotation_deg": (0.2, 3.0),
+                  "object_translation_px": (5.0, 60.0), "object_rotation_deg": (1.0, 15.0)},
 }
 
 
@@ -58,7 +58,7 @@ class SynthConfig:
     texture_source: str = "procedural"
     photo_dirs: tuple[str, ...] = ()
     texture_pool_size: int = 32
-    texture_pool_res: int = 384
+    texture_pool_res: int = 512
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -68,7 +68,7 @@ class SynthConfig:
         lo, hi = self.n_layers
         if not (0 <= int(lo) <= int(hi) <= 64):
             raise InputError(f"n_layers range {self.n_layers} is invalid", fix="need 0 <= low <= high <= 64")
-        f0, f1 = _range("fov_deg", self.fov_deg, 0.0, strict=True)
+        _f0, f1 = _range("fov_deg", self.fov_deg, 0.0, strict=True)
         if f1 >= 170:
             raise InputError(f"fov_deg range {self.fov_deg} reaches 170 degrees or more")
         near, far = _range("depth_range", self.depth_range, 0.0, strict=True)

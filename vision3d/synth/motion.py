@@ -19,9 +19,17 @@ def so3_exp(w) -> np.ndarray:
     return np.eye(3) + np.sin(theta) / theta * k + (1 - np.cos(theta)) / theta**2 * k @ k
 
 
+_EYE3 = np.eye(3)
+
+
+def _det3(r: np.ndarray) -> float:
+    (a, b, c), (d, e, f), (g, h, i) = r.tolist()
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+
+
 def _vec3(name: str, v) -> np.ndarray:
-    a = np.zeros(3) if v is None else np.asarray(v, dtype=np.float64).reshape(-1)
-    if a.shape != (3,) or not np.all(np.isfinite(a)):
+    a = np.zeros(3) if v is None else np.array(v, dtype=np.float64).reshape(-1)
+    if a.shape != (3,) or not np.isfinite(a).all():
         raise InputError(f"motion {name} must be 3 finite numbers, got {v!r}")
     return a
 
@@ -45,7 +53,7 @@ class RigidMotion:
         if p.shape != (4, 4) or not np.all(np.isfinite(p)):
             raise InputError(f"motion pose0 must be a finite 4x4 matrix, got shape {p.shape}")
         r = p[:3, :3]
-        if not np.allclose(r.T @ r, np.eye(3), atol=1e-6) or np.linalg.det(r) < 0:
+        if float(np.abs(r.T @ r - _EYE3).max()) > 1e-6 or _det3(r) < 0:
             raise InputError("motion pose0 rotation is not a proper rotation matrix")
         self.pose0 = p
         self.velocity, self.accel = _vec3("velocity", self.velocity), _vec3("accel", self.accel)

@@ -8,6 +8,8 @@ camera) are redrawn from the same generator, so results stay deterministic.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from vision3d.core.camera import fov_to_focal, intrinsics, invert_pose
@@ -38,26 +40,35 @@ def texture_pool_for(config: SynthConfig) -> TexturePool:
 def _unit(rng: np.random.Generator, z_weight: float = 1.0) -> np.ndarray:
     v = rng.normal(size=3)
     v[2] *= z_weight
-    return v / max(np.linalg.norm(v), 1e-12)
+    return v / max(math.sqrt(float(v @ v)), 1e-12)
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
 def _frame_from_normal(normal: np.ndarray, spin: float) -> np.ndarray:
     """Rotation whose z column is ``normal`` and whose x column is spun by ``spin`` radians in the plane."""
     n = normal / np.linalg.norm(normal)
     ref = np.array([0.0, 1.0, 0.0]) if abs(n[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    ex = np.cross(ref, n)
+    ex = _cross(ref, n)
     ex /= np.linalg.norm(ex)
-    ey = np.cross(n, ex)
+    ey = _cross(n, ex)
     c, s = np.cos(spin), np.sin(spin)
     ex, ey = c * ex + s * ey, -s * ex + c * ey
     return np.stack([ex, ey, n], 1)
 
 
+def _tilt(rng: np.random.Generator, normal: np.ndarray, max_deg: float) -> np.ndarray:
+    """A random axis-angle vector perpendicular to ``normal`` with an angle up to ``max_deg``."""
+    axis = _cross(normal, _unit(rng))
+    axis /= max(np.linalg.norm(axis), 1e-12)
+    return axis * np.radians(rng.uniform(0.0, max_deg))
+
+
 def _tilted(rng: np.random.Generator, normal: np.ndarray, max_deg: float) -> np.ndarray:
     """``normal`` rotated by up to ``max_deg`` about a random axis perpendicular to it."""
-    axis = np.cross(normal, _unit(rng))
-    axis /= max(np.linalg.norm(axis), 1e-12)
-    return so3_exp(axis * np.radians(rng.uniform(0.0, max_deg))) @ normal
+    return so3_exp(_tilt(rng, normal, max_deg)) @ normal
 
 
 def _random_motion(rng, pose0, trans_range, rot_range_deg, metres_per_px, accel, z_weight=0.5) -> RigidMotion:
@@ -130,9 +141,16 @@ def sample_scene(config: SynthConfig | None = None, rng=None, textures: TextureP
     # Back wall, facing the first camera, slightly tilted; infinite with mirrored texture.
     fwd0 = c2w0[:3, 2]
     wall_depth = far * rng.uniform(0.85, 1.0)
+    tilt = _tilt(rng, -fwd0, cfg.background_tilt_deg)
+    spin = rng.uniform(0, 2 * np.pi)
     wall_pose = np.eye(4)
-    wall_pose[:3, :3] = _frame_from_normal(_tilted(rng, -fwd0, cfg.background_tilt_deg), rng.uniform(0, 2 * np.pi))
     wall_pose[:3, 3] = c2w0[:3, 3] + wall_depth * fwd0
+    still = invert_pose(c2w0)[None]
+    for _ in range(30):  # a wide view of a steep wall can miss its corners: straighten the wall until it fits
+        wall_pose[:3, :3] = _frame_from_normal(so3_exp(tilt) @ -fwd0, spin)
+        if _wall_covers(wall_pose, still, rays, 40.0 * far):
+            break
+        tilt = tilt * 0.5 if np.linalg.norm(tilt) > 1e-3 else np.zeros(3)
     for _ in range(40):  # slow the camera until the wall fills every frame
         w2c = invert_pose(cam_motion.poses(T))
         if _wall_covers(wall_pose, w2c, rays, 40.0 * far):
@@ -144,7 +162,7 @@ def sample_scene(config: SynthConfig | None = None, rng=None, textures: TextureP
     wall_half = 0.5 * W * wall_depth / f * rng.uniform(1.1, 1.6)
     wall_texels = int(np.clip(2 * wall_half * f / wall_depth * rng.uniform(0.8, 1.2), 32, 1024))
     layers = [LayerSpec(RigidMotion.static(wall_pose), (wall_half, wall_half),
-                        pool.sample(rng, wall_texels, wall_texels), None, bounded=False,
+                        pool.sample(rng, wall_texels, wall_texels, as_uint8=True), None, bounded=False,
                         name="wall", kind="background")]
 
     ground_y = None
@@ -154,12 +172,14 @@ def sample_scene(config: SynthConfig | None = None, rng=None, textures: TextureP
         g_pose[:3, :3] = np.stack([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]], 1)  # x, z span it; normal up (-y)
         g_pose[:3, 3] = c2w0[:3, 3] + np.array([0.0, ground_y, 0.5 * wall_depth])
         g_half = 0.5 * wall_depth * rng.uniform(0.5, 1.0)
-        layers.append(LayerSpec(RigidMotion.static(g_pose), (g_half, g_half), pool.sample(rng, 384, 384), None,
-                                bounded=False, name="ground", kind="background"))
+        g_tex = int(np.clip(1.5 * W, 64, 1024))
+        layers.append(LayerSpec(RigidMotion.static(g_pose), (g_half, g_half),
+                                pool.sample(rng, g_tex, g_tex, as_uint8=True), None, bounded=False, name="ground",
+                                kind="background"))
 
     n_fg = int(rng.integers(cfg.n_layers[0], cfg.n_layers[1] + 1))
     for k in range(n_fg):
-        for _attempt in range(8):
+        for _attempt in range(20):
             px = rng.uniform(-0.1, 1.1) * W
             py = rng.uniform(-0.1, 1.1) * H
             z = 1.0 / rng.uniform(1.0 / (0.85 * wall_depth), 1.0 / near)
@@ -190,7 +210,7 @@ def sample_scene(config: SynthConfig | None = None, rng=None, textures: TextureP
         proj = size * W * rng.uniform(1.0, 1.5)
         tw = int(np.clip(proj * np.sqrt(aspect), 16, 768))
         th = int(np.clip(proj / np.sqrt(aspect), 16, 768))
-        tex = pool.sample(rng, th, tw)
+        tex = pool.sample(rng, th, tw, as_uint8=True)
         mask = random_mask(rng, th, tw)
         layers.append(LayerSpec(motion, (hx, hy), tex, mask, bounded=True, name=f"layer{k}"))
 

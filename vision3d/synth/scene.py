@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from vision3d.core.camera import Camera, Cameras, invert_pose
@@ -38,9 +39,11 @@ class LayerSpec:
     """One textured planar patch.
 
     ``extent``: half sizes ``(hx, hy)`` (world units) of the rectangle that ``texture`` ``(h,w,3)`` covers,
-    centred on the local origin. ``mask`` ``(h,w)`` in {0,1} (same grid as the texture) cuts the shape out;
-    it is looked up bilinearly and thresholded at 0.5, so coverage is binary. ``bounded=False`` makes the
-    plane infinite (backgrounds): the texture repeats by mirroring and the mask is ignored.
+    centred on the local origin. ``texture`` is float32 RGB in [0,1], or uint8 (0–255, as photos and the
+    texture pool deliver it; ``texture_rgb()`` always gives float32). ``mask`` ``(h,w)`` (same grid) cuts the
+    shape out; it is stored binary (uint8 0/1), looked up bilinearly and thresholded at 0.5, so coverage is
+    hard. ``bounded=False`` makes the plane infinite (backgrounds): the texture repeats by mirroring and the
+    mask is ignored.
     """
 
     motion: RigidMotion
@@ -59,22 +62,34 @@ class LayerSpec:
         if not (hx > 0 and hy > 0 and np.isfinite(hx) and np.isfinite(hy)):
             raise InputError(f"layer extent {self.extent} must be two positive finite half sizes")
         self.extent = (hx, hy)
-        tex = np.asarray(self.texture, dtype=np.float32)
+        tex = np.asarray(self.texture)
+        if tex.dtype != np.uint8:
+            tex = tex.astype(np.float32, copy=False)
         if tex.ndim == 2:
             tex = np.repeat(tex[..., None], 3, -1)
         if tex.ndim != 3 or tex.shape[2] != 3 or min(tex.shape[:2]) < 2:
             raise InputError(f"layer texture has shape {tex.shape}, expected (h, w, 3) with h, w >= 2")
         self.texture = tex
         if self.mask is not None:
-            m = np.asarray(self.mask, dtype=np.float32)
+            m = np.asarray(self.mask)
             if m.shape != tex.shape[:2]:
                 raise InputError(f"layer mask {m.shape} does not match its texture {tex.shape[:2]}")
-            self.mask = m
+            if m.dtype == np.uint8 and m.max(initial=0) <= 1:
+                self.mask = m
+            else:
+                thr = 128 if m.dtype == np.uint8 else 0.5
+                self.mask = (m >= thr).astype(np.uint8)
 
     @property
     def moving(self) -> bool:
         """True when the layer moves independently of the (static) world."""
         return not self.motion.is_static
+
+    def texture_rgb(self) -> np.ndarray:
+        """The texture as float32 RGB in [0,1]."""
+        if self.texture.dtype == np.uint8:
+            return self.texture.astype(np.float32) * np.float32(1.0 / 255.0)
+        return self.texture
 
     def rgba(self, precision: str = "uint8", tiled: bool = False) -> np.ndarray:
         """Texture with the mask as 4th channel, as the renderer samples it (cached).
@@ -88,17 +103,21 @@ class LayerSpec:
             return out
         if tiled:
             base = self.rgba(precision)
-            top = np.concatenate([base, base[:, ::-1]], 1)
-            out = np.ascontiguousarray(np.concatenate([top, top[::-1]], 0))
+            top = np.concatenate([base, cv2.flip(base, 1)], 1)
+            out = np.concatenate([top, cv2.flip(top, 0)], 0)
         else:
-            h, w = self.texture.shape[:2]
-            rgba = np.empty((h, w, 4), np.float32)
-            rgba[..., :3] = self.texture
-            rgba[..., 3] = 1.0 if (self.mask is None or not self.bounded) else self.mask
+            _h, _w = self.texture.shape[:2]
+            use_mask = self.mask is not None and self.bounded
             if precision == "uint8":
-                out = np.rint(np.clip(rgba, 0.0, 1.0) * 255.0).astype(np.uint8)
+                tex = self.texture if self.texture.dtype == np.uint8 else \
+                    np.rint(np.clip(self.texture, 0.0, 1.0) * 255.0).astype(np.uint8)
+                out = cv2.cvtColor(tex, cv2.COLOR_RGB2RGBA)
+                if use_mask:
+                    out[..., 3] = self.mask * np.uint8(255)
             elif precision == "float32":
-                out = rgba
+                out = cv2.cvtColor(self.texture_rgb(), cv2.COLOR_RGB2RGBA)
+                if use_mask:
+                    out[..., 3] = self.mask
             else:
                 raise InputError(f"unknown texture precision {precision!r}", fix="use 'uint8' or 'float32'")
         self._cache[key] = out
@@ -160,7 +179,7 @@ class SceneSpec:
 
     def camera(self, t: float) -> Camera:
         """The scene camera at time ``t``: the stored pose for integer frames, else ``camera_motion``."""
-        ti = int(round(t))
+        ti = round(t)
         if abs(t - ti) < 1e-12 and 0 <= ti < self.n_frames:
             return Camera(self.K, self.world_to_cam[ti], self.width, self.height, f"{ti:05d}")
         if self.camera_motion is None:

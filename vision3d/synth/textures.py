@@ -1,7 +1,8 @@
 """Textures and alpha masks for synthetic layers: procedural (default, no data needed) or crops of real photos.
 
-Textures are float32 RGB in [0,1]. Generating a procedural texture costs milliseconds, so scenes draw crops
-from a ``TexturePool`` whose entry ``i`` is a pure function of ``(seed, i)``: caching never changes results.
+Textures are RGB, float32 in [0,1] (or uint8 0-255 where the renderer takes them directly). Generating a
+procedural texture costs milliseconds, so scenes draw crops from a ``TexturePool`` whose entry ``i`` is a pure
+function of ``(seed, i)``: caching never changes results.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ def value_noise(rng: np.random.Generator, h: int, w: int, channels: int = 3, oct
     amp, total = 1.0, 0.0
     for k in range(octaves):
         cells = base_cells * 2**k
-        gh = max(2, int(round(cells * h / max(h, w))) + 1)
-        gw = max(2, int(round(cells * w / max(h, w))) + 1)
+        gh = max(2, round(cells * h / max(h, w)) + 1)
+        gw = max(2, round(cells * w / max(h, w)) + 1)
         grid = rng.random((gh, gw, channels), dtype=np.float32)
         up = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
         out += amp * up.reshape(h, w, channels)
@@ -77,21 +78,25 @@ def procedural_texture(rng: np.random.Generator, h: int, w: int, smooth: bool = 
         grad = _pattern_gradient(rng, h, w)[..., None]
         tex = 0.6 * noise + 0.4 * (c0 * (1 - grad) + c1 * grad)
         return np.clip(tex, 0, 1).astype(np.float32)
-    noise = value_noise(rng, h, w, octaves=int(rng.integers(3, 7)), base_cells=int(rng.integers(2, 6)),
-                        persistence=float(rng.uniform(0.4, 0.75)))
+    octaves = int(np.clip(np.log2(max(h, w) / 4), 3, 8))
+    noise = value_noise(rng, h, w, octaves=int(rng.integers(3, octaves + 1)), base_cells=int(rng.integers(2, 9)),
+                        persistence=float(rng.uniform(0.5, 0.9)))
     c0, c1 = _random_colours(rng, 2)
     p = _pattern(rng, h, w)[..., None]
     pattern = c0 * (1 - p) + c1 * p
-    mode = rng.integers(3)
-    mix = float(rng.uniform(0.2, 0.8))
+    mode = rng.integers(4)
+    mix = float(rng.uniform(0.3, 0.7))
     if mode == 0:  # linear blend
         tex = mix * noise + (1 - mix) * pattern
     elif mode == 1:  # modulate the pattern by the noise
-        tex = pattern * (0.4 + 0.6 * noise)
-    else:  # pure coloured noise with a random colour transform
+        tex = pattern * (0.3 + 0.7 * noise)
+    else:  # coloured noise through a random colour transform, sometimes with contrast-stretched detail
         m = rng.normal(0, 0.6, (3, 3)).astype(np.float32) + np.eye(3, dtype=np.float32)
         tex = noise @ m.T
         tex = (tex - tex.min()) / max(float(tex.max() - tex.min()), 1e-6)
+        if mode == 3:
+            fine = value_noise(rng, h, w, channels=1, octaves=2, base_cells=max(8, max(h, w) // 16), persistence=0.6)
+            tex = tex * (0.5 + 0.5 * fine)
     return np.clip(tex, 0, 1).astype(np.float32)
 
 
@@ -122,7 +127,9 @@ def _read_photo(path: str) -> np.ndarray:
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise InputError("could not decode image", path=path)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    rgb.setflags(write=False)
+    return rgb
 
 
 # --------------------------------------------------------------------------------------------- pool
@@ -135,7 +142,7 @@ class TexturePool:
     and kept as float16 to bound memory.
     """
 
-    def __init__(self, source: str = "procedural", photo_dirs=(), size: int = 384, pool_size: int = 32,
+    def __init__(self, source: str = "procedural", photo_dirs=(), size: int = 512, pool_size: int = 32,
                  seed: int = 0):
         if source not in TEXTURE_SOURCES:
             raise InputError(f"unknown texture source {source!r}", fix=f"use one of {', '.join(TEXTURE_SOURCES)}")
@@ -151,45 +158,58 @@ class TexturePool:
         tex = self._cache.get(i)
         if tex is None:
             rng = np.random.default_rng([self.seed, i, 7919])
-            tex = procedural_texture(rng, self.size, self.size, smooth=self.source == "smooth").astype(np.float16)
+            tex = procedural_texture(rng, self.size, self.size, smooth=self.source == "smooth")
+            tex = np.rint(tex * 255.0).astype(np.uint8)  # 8-bit like photos: 4x less memory and traffic
+            tex.setflags(write=False)
             self._cache[i] = tex
         return tex
 
-    def sample(self, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-        """A ``(h,w,3)`` float32 texture: a random crop (flipped, colour-jittered) of a pool entry or photo."""
+    def warm(self) -> TexturePool:
+        """Generate every procedural entry (10-30 ms each) and decode every photo now instead of on first use."""
+        if self.source != "photos":
+            for i in range(self.pool_size):
+                self._procedural(i)
+        for p in self.photos:
+            _read_photo(str(p))
+        return self
+
+    def sample(self, rng: np.random.Generator, h: int, w: int, as_uint8: bool = False) -> np.ndarray:
+        """A ``(h,w,3)`` texture: a random crop (flipped, colour-jittered) of a pool entry or photo.
+
+        float32 in [0,1], or uint8 with ``as_uint8`` (what the renderer samples; avoids two conversions).
+        """
         use_photo = self.source == "photos" or (self.source == "mixed" and rng.random() < 0.5)
         if use_photo:
             src = _read_photo(str(self.photos[int(rng.integers(len(self.photos)))]))
         else:
             src = self._procedural(int(rng.integers(self.pool_size)))
         sh, sw = src.shape[:2]
-        # Crop a window with the target aspect, at a random scale, and resize only when sizes differ.
-        scale = rng.uniform(0.5, 1.0)
-        ch = max(8, min(sh, int(round(min(sh, sw * h / w) * scale))))
-        cw = max(8, min(sw, int(round(ch * w / h))))
+        # Crop a window with the target aspect; half the time at a random zoom (resized), else 1:1 when it fits.
+        zoom = rng.uniform(0.5, 1.0) if rng.random() < 0.5 else 1.0
+        ch = max(2, min(sh, round(h * zoom), round(sw * h / w)))
+        cw = max(2, min(sw, round(ch * w / h)))
         y0 = int(rng.integers(0, sh - ch + 1))
         x0 = int(rng.integers(0, sw - cw + 1))
         crop = src[y0:y0 + ch, x0:x0 + cw]
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        if rng.random() < 0.5:
-            crop = crop[::-1]
-        crop = np.ascontiguousarray(crop, dtype=np.float32)
-        if use_photo:
-            crop *= 1.0 / 255.0
         if (ch, cw) != (h, w):
-            crop = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA if ch > h else cv2.INTER_LINEAR)
-        if not use_photo or rng.random() < 0.3:  # colour jitter: per-channel gain and offset
-            gain = rng.uniform(0.6, 1.2, 3).astype(np.float32)
-            off = rng.uniform(-0.15, 0.15, 3).astype(np.float32)
-            crop = crop * gain + off
-        return np.clip(crop, 0.0, 1.0, out=crop if crop.flags.writeable else None).astype(np.float32, copy=False)
+            crop = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
+        flip = int(rng.integers(4))  # none, x, y, both
+        if flip:
+            crop = cv2.flip(crop, {1: 1, 2: 0, 3: -1}[flip])
+        if not use_photo or rng.random() < 0.3:  # colour jitter: per-channel gain and offset (saturating)
+            gain = rng.uniform(0.6, 1.2, 3)
+            off = rng.uniform(-0.15, 0.15, 3) * 255.0
+            crop = cv2.transform(np.ascontiguousarray(crop), np.c_[np.diag(gain), off])
+        crop = np.ascontiguousarray(crop)
+        if np.shares_memory(crop, src):  # never hand out the cached source itself
+            crop = crop.copy()
+        return crop if as_uint8 else crop.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 _POOLS: dict[tuple, TexturePool] = {}
 
 
-def get_texture_pool(source: str = "procedural", photo_dirs=(), size: int = 384, pool_size: int = 32,
+def get_texture_pool(source: str = "procedural", photo_dirs=(), size: int = 512, pool_size: int = 32,
                      seed: int = 0) -> TexturePool:
     """A process-wide cached ``TexturePool`` for these settings (its content depends only on them)."""
     key = (source, tuple(str(p) for p in photo_dirs), int(size), int(pool_size), int(seed))
@@ -203,7 +223,7 @@ def get_texture_pool(source: str = "procedural", photo_dirs=(), size: int = 384,
 
 # --------------------------------------------------------------------------------------------- masks
 def random_mask(rng: np.random.Generator, h: int, w: int, shape: str | None = None, margin: int = 2) -> np.ndarray:
-    """A binary shape ``(h,w)`` float32 in {0,1} (ellipse, star-shaped polygon, noise blob or rectangle).
+    """A binary shape ``(h,w)`` uint8 in {0,1} (ellipse, star-shaped polygon, noise blob or rectangle).
 
     The outer ``margin`` texels stay 0 so bilinear lookups never blend the shape with the texture border.
     """
@@ -216,18 +236,23 @@ def random_mask(rng: np.random.Generator, h: int, w: int, shape: str | None = No
     rx, ry = (w - 1) / 2 - margin, (h - 1) / 2 - margin
     if shape == "ellipse":
         sc = rng.uniform(0.7, 1.0)
-        cv2.ellipse(m, (int(round(cx)), int(round(cy))), (max(1, int(rx * sc)), max(1, int(ry * sc))), 0, 0, 360, 1, -1)
+        cv2.ellipse(m, (round(cx), round(cy)), (max(1, int(rx * sc)), max(1, int(ry * sc))), 0, 0, 360, 1, -1)
     elif shape == "polygon":
         n = int(rng.integers(3, 12))
         ang = np.sort(rng.uniform(0, 2 * np.pi, n))
         rad = rng.uniform(0.45, 1.0, n)
         pts = np.stack([cx + rx * rad * np.cos(ang), cy + ry * rad * np.sin(ang)], 1)
         cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 1)
-    elif shape == "blob":
-        noise = value_noise(rng, h, w, channels=1, octaves=3, base_cells=2, persistence=0.5)[..., 0]
-        yy, xx = np.mgrid[0:h, 0:w]
-        falloff = 1.0 - np.hypot((xx - cx) / max(rx, 1), (yy - cy) / max(ry, 1))  # keep the blob central
-        m = (0.6 * noise + 0.7 * falloff > 0.55).astype(np.uint8)
+    elif shape == "blob":  # smooth field thresholded; computed at <= 96 px and upsampled (it is smooth)
+        sh_, sw_ = min(h, 96), min(w, 96)
+        noise = value_noise(rng, sh_, sw_, channels=1, octaves=3, base_cells=2, persistence=0.5)[..., 0]
+        yy, xx = np.mgrid[0:sh_, 0:sw_].astype(np.float32)
+        cy_, cx_ = (sh_ - 1) / 2, (sw_ - 1) / 2
+        falloff = 1.0 - np.hypot((xx - cx_) / max(cx_, 1), (yy - cy_) / max(cy_, 1))  # keep the blob central
+        field_ = 0.6 * noise + 0.7 * falloff
+        if (sh_, sw_) != (h, w):
+            field_ = cv2.resize(field_, (w, h), interpolation=cv2.INTER_LINEAR)
+        m = (field_ > 0.55).astype(np.uint8)
     else:
         m[margin:h - margin, margin:w - margin] = 1
     m[:margin] = 0
@@ -236,4 +261,4 @@ def random_mask(rng: np.random.Generator, h: int, w: int, shape: str | None = No
     m[:, w - margin:] = 0
     if not m.any():  # degenerate draw (tiny mask): fall back to the inner rectangle
         m[margin:h - margin, margin:w - margin] = 1
-    return m.astype(np.float32)
+    return m

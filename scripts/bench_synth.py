@@ -1,0 +1,141 @@
+"""Benchmark the synthetic data engine at 256×256 on one thread; writes docs/bench/synth.md and prints it.
+
+Measures frames/s of (a) the sequence renderer (scene sampling + frames + forward/backward flow + occlusion +
+depth + layer ids) and (b) the training batch generator (pairs, forward flow + validity), with procedural and
+photo textures, plus a per-stage breakdown.
+
+    python scripts/bench_synth.py [--size 256] [--repeats 3] [--photos ../shared/data/photos/kodak ...]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from vision3d.synth import (
+    SynthConfig,
+    flow_between,
+    make_batch,
+    render_frame,
+    render_sequence,
+    sample_scene,
+    texture_pool_for,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _best(fn, repeats: int) -> float:
+    """Best wall time of ``repeats`` runs (the least disturbed by other processes)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def bench_sequences(cfg: SynthConfig, n_clips: int, repeats: int) -> dict:
+    """Clips of cfg.n_frames frames: sampling + full ground truth (fw+bw flow, occlusion, depth, ids)."""
+    texture_pool_for(cfg).warm()  # generate/decode all textures first: a one-off cost per process
+    for s in range(2):
+        render_sequence(sample_scene(cfg, rng=s))
+    n = cfg.n_frames * n_clips
+    total = _best(lambda: [render_sequence(sample_scene(cfg, rng=1000 + s)) for s in range(n_clips)], repeats)
+    scenes = [sample_scene(cfg, rng=1000 + s) for s in range(n_clips)]
+    t_sample = _best(lambda: [sample_scene(cfg, rng=1000 + s) for s in range(n_clips)], repeats)
+    for sc in scenes:  # build the texture caches once, so the next timing is the steady-state renderer
+        render_frame(sc, 0)
+    frames = []
+    t_render = _best(lambda: frames.__setitem__(slice(None), [[render_frame(sc, t) for t in range(sc.n_frames)]
+                                                              for sc in scenes]), repeats)
+    pairs = [(f[t], f[t + 1]) for f in frames for t in range(len(f) - 1)]
+    t_flow = _best(lambda: [flow_between(a, b) for a, b in pairs], repeats)
+    return {"fps": n / total, "sample_ms": 1e3 * t_sample / n_clips, "render_ms": 1e3 * t_render / n,
+            "flow_ms": 1e3 * t_flow / len(pairs)}
+
+
+def bench_batches(cfg: SynthConfig, batch_size: int, n_batches: int, repeats: int) -> dict:
+    texture_pool_for(cfg).warm()
+    make_batch(cfg, batch_size, rng=0)
+    total = _best(lambda: [make_batch(cfg, batch_size, rng=1 + i) for i in range(n_batches)], repeats)
+    clips = batch_size * n_batches
+    return {"fps": clips * cfg.n_frames / total, "pairs_s": clips * (cfg.n_frames - 1) / total,
+            "batch_ms": 1e3 * total / n_batches}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--clips", type=int, default=12)
+    ap.add_argument("--photos", nargs="*", default=[str(REPO.parent / "shared/data/photos/kodak"),
+                                                    str(REPO.parent / "shared/data/photos/bsds")])
+    ap.add_argument("--out", default=str(REPO / "docs/bench/synth.md"))
+    args = ap.parse_args()
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    photos = tuple(p for p in args.photos if Path(p).is_dir())
+    sources = [("procedural", {})] + ([("photos", {"texture_source": "photos", "photo_dirs": photos})] if photos else [])
+    base = {"width": args.size, "height": args.size}
+
+    rows_seq, rows_batch = [], []
+    for name, extra in sources:
+        for motion in ("small", "large"):
+            cfg = SynthConfig(n_frames=8, motion=motion, **base, **extra)
+            r = bench_sequences(cfg, args.clips, args.repeats)
+            rows_seq.append(f"| {name} | {motion} | 8 | {r['fps']:.0f} | {r['sample_ms']:.1f} | {r['render_ms']:.2f} "
+                            f"| {r['flow_ms']:.2f} |")
+        for frames, bs in ((2, 8), (4, 4)):
+            cfg = SynthConfig(n_frames=frames, **base, **extra)
+            r = bench_batches(cfg, bs, max(2, args.clips // bs), args.repeats)
+            rows_batch.append(f"| {name} | {frames} | {bs} | {r['fps']:.0f} | {r['pairs_s']:.0f} | {r['batch_ms']:.0f} |")
+
+    lines = [
+        f"# Synthetic engine throughput ({args.size}×{args.size}, one thread)",
+        "",
+        (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; "
+        f"torch threads {torch.get_num_threads()}, cv2 threads {cv2.getNumThreads()}, "
+        f"numpy {np.__version__}, OpenCV {cv2.__version__}. Best of {args.repeats} runs. "
+        "Generated by `scripts/bench_synth.py`."),
+        "",
+        ("## Sequence renderer (`sample_scene` + `render_sequence`: frames, depth, layer ids, moving mask, "
+        "forward + backward flow and occlusion)"),
+        "",
+        "| textures | motion | T | frames/s | sample ms/clip | render ms/frame | flow+occ ms/direction |",
+        "|---|---|---|---|---|---|---|",
+        *rows_seq,
+        "",
+        "## Training batches (`make_batch`: images, forward flow, validity, depth, moving mask; no augmentation)",
+        "",
+        "| textures | T | batch | frames/s | pairs/s | ms/batch |",
+        "|---|---|---|---|---|---|",
+        *rows_batch,
+        "",
+        "Notes: frames/s counts rendered frames with their ground truth, scene sampling included. Textures are",
+        "generated/decoded once per process first (`TexturePool.warm()`). On a shared 2-core VM the numbers move",
+        "by about ±20% between runs; the cost is spread over many small numpy/OpenCV passes (warps ≈ 1 ms/frame,",
+        "the rest is z-test/compositing, per-pixel homographies and the occlusion test, plus Python per layer).",
+        "",
+    ]
+    text = "\n".join(lines)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
