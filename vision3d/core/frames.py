@@ -118,12 +118,14 @@ class VideoFrames(Frames):
 class ImageFolderFrames(Frames):
     """Frames stored as image files in one folder (natural sort order); all must share one size."""
 
-    def __init__(self, path: str | Path, max_side: int | None = None, fps: float = 30.0):
+    def __init__(self, path: str | Path | list[Path], max_side: int | None = None, fps: float = 30.0):
         from vision3d.io.images import check_resolution, image_size, list_images
 
         super().__init__(max_side)
-        self.files = list_images(path)
-        self.source = str(path)
+        self.files = [Path(p) for p in path] if isinstance(path, (list, tuple)) else list_images(path)
+        if not self.files:
+            raise InputError("no images given")
+        self.source = str(path if not isinstance(path, (list, tuple)) else self.files[0].parent)
         self.native_size = image_size(self.files[0])
         check_resolution(*self.native_size, self.files[0])
         for f in self.files[1:]:
@@ -164,6 +166,24 @@ class ArrayFrames(Frames):
 
     def _iter_raw(self, start: int, stop: int) -> Iterator[np.ndarray]:
         yield from self.frames[start:stop]
+
+
+def open_inputs(paths: list[str | Path], max_side: int | None = None, fps: float | None = None) -> Frames:
+    """One video / image folder / image, or several image files taken in the order given."""
+    from vision3d.io.images import IMAGE_SUFFIXES
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError("no input given", fix="give a video, an image folder, or two or more images")
+    if len(paths) == 1:
+        return open_frames(paths[0], max_side=max_side, fps=fps)
+    for p in paths:
+        if not p.exists():
+            raise InputError("does not exist", path=p, fix="check the path")
+        if p.is_dir() or p.suffix.lower() not in IMAGE_SUFFIXES:
+            raise InputError("several inputs must all be image files", path=p,
+                             fix="give one video or folder, or a list of images")
+    return ImageFolderFrames(paths, max_side=max_side, fps=fps or 30.0)
 
 
 def open_frames(path: str | Path, max_side: int | None = None, fps: float | None = None) -> Frames:
