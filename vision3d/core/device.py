@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import importlib.metadata as md
 import os
 from dataclasses import dataclass
@@ -48,11 +49,12 @@ def _version(dist: str) -> str | None:
 
 
 def _importable(module: str) -> tuple[bool, str]:
+    """Whether ``module`` can be found, without importing it (exporters are slow and noisy to import)."""
     try:
-        importlib.import_module(module)
-        return True, ""
-    except Exception as e:  # an installed-but-broken package must not break `v3d info`
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError) as e:
         return False, f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+    return found, "" if found else f"{module} cannot be imported"
 
 
 def versions() -> dict[str, str]:

@@ -4,22 +4,24 @@ What the paper states (abstract, TL;DR, ICLR'26 abstract): optical flow is gener
 constancy with the Reynolds transport theorem (RTT); the velocity is split by the Helmholtz decomposition into
 irrotational and solenoidal parts; an *irrotational Reynolds flow* ``v_r`` adds "lighting-variant residuals" to the
 conventional flow ``v_o``; ReynoldsFlow+ is the RGB image ``(|v_o|, |v_r|, f^n)``. The paper's own equations were
-not retrievable (only its first page is stored anywhere we can read), so the concrete equations below are our
-derivation from those statements; ``docs/methods/reynoldsflow.md`` says line by line what is paper and what is ours.
+not retrievable (no stored copy goes past its first page), so the concrete equations below are our derivation
+from those statements; ``docs/methods/reynoldsflow.md`` says line by line what is paper and what is ours.
 
-Derivation implemented here (grey intensity ``f(x,t)``, velocity ``v``)::
+Derivation implemented here (grey intensity ``f(x,t)``, velocity ``v``, one frame = one time unit)::
 
-    RTT:            d/dt ∫_Ω(t) f dx = ∫_Ω(t) [ ∂t f + ∇·(f v) ] dx
-    conservation:   ∂t f + ∇·(f v) = 0   ⇔   ∂t f + v·∇f + f ∇·v = 0                          (1)
-    Helmholtz:      v = v_o + v_l,  v_l = ∇φ (irrotational; carries the divergence),
-                    v_o = motion that obeys brightness constancy (the conventional flow, ∂t f + v_o·∇f = 0)
-    data term:      ∂t f + v_o·∇f + f m = 0,   m = ∇·v_l  (the RTT term f∇·v as a lighting residual)     (2)
-    Poisson:        Δφ = m  (Dirichlet φ=0 on the border),   v_l = ∇φ,   v_r = v_o + v_l                (3)
+    RTT:           d/dt ∫_Ω(t) f dx = ∫_Ω(t) [ ∂t f + ∇·(f v) ] dx
+    conservation:  ∂t f + ∇·(f v) = 0   ⇔   ∂t f + v·∇f + f ∇·v = 0                               (1)
+    Helmholtz:     v = v_o + v_l,  v_l = ∇φ irrotational (it alone carries divergence);
+                   v_o: the motion, which obeys brightness constancy ∂t f + v_o·∇f = 0 (conventional flow)
+    data term:     ∂t f + v_o·∇f + f m = 0,    m = ∇·v_l   (the RTT term f∇·v as the lighting residual)  (2)
+    Poisson:       Δφ = m (φ = 0 on the border),   v_l = ∇φ,   Reynolds flow v_r = v_o + v_l           (3)
 
-``(v_o, m)`` minimise ``Σ K_ρ*(f_t + v_o·∇f + f m)² + α²|∇v_o|² + β²|∇m|² + γ m²`` (combined local-global
-Horn-Schunck with the RTT term), coarse-to-fine with warping, red-black SOR, median filtering of the flow
-between warps. ``v_l`` then comes from one fast sine-transform Poisson solve. The displacement estimate
-(:func:`reynolds_flow`) is the motion ``v_o``: ``v_l`` explains brightness change, not point motion.
+``v_o`` minimises ``Σ K_ρ*(f1(x+v_o) - f0 + f̄ m)² + α²|∇v_o|²`` (combined local-global Horn-Schunck,
+linearised, coarse-to-fine with warping, red-black SOR, median filter between warps); after each motion
+update ``m`` is refitted by least squares as a smooth bilinear field (the lighting residual varies slowly;
+a per-pixel ``m`` could explain any motion away). ``v_l`` then comes from one sine-transform Poisson solve.
+The displacement estimate (:func:`reynolds_flow`) is the motion ``v_o``: ``v_l`` accounts for brightness
+change, not for the motion of scene points.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from vision3d.errors import InputError
 __all__ = ["ReynoldsConfig", "reynolds_components", "reynolds_flow", "reynolds_rgb", "to_grey"]
 
 _D5 = np.array([[1.0, -8.0, 0.0, 8.0, -1.0]], np.float32) / 12.0  # 5-point central derivative
-_NB4 = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32)      # 4-neighbour sum
 _OUTPUTS = ("motion", "reynolds")
 _NORMS = ("minmax", "fixed")
 
@@ -44,13 +45,13 @@ _NORMS = ("minmax", "fixed")
 class ReynoldsConfig:
     """Parameters of the ReynoldsFlow estimator (the paper gives none for a dense solver: see the docs).
 
-    Intensities are in [0,1] and flows in pixels, so ``alpha``/``beta`` are in intensity units.
+    Intensities are in [0,1] and flows in pixels, so ``alpha`` is in intensity units.
     """
 
     alpha: float = 0.02        # smoothness of the motion v_o
-    beta: float = 0.2          # smoothness of the lighting divergence m = ∇·v_l (large: lighting varies slowly)
-    gamma: float = 1e-4        # ridge on m (keeps m at 0 where nothing constrains it)
     lighting: bool = True      # estimate the RTT lighting term f·m jointly (False: plain CLG brightness constancy)
+    lighting_grid: int = 1     # m = ∇·v_l is bilinear on a grid of lighting_grid × lighting_grid cells
+    gamma: float = 1e-3        # ridge on the grid values of m, relative to the mean data weight per node
     rho: float = 1.0           # Gaussian sigma (px) of the local integration of the data term (CLG)
     presmooth: float = 0.8     # Gaussian sigma (px) applied to both frames before everything
     pyr_scale: float = 0.5     # pyramid downscale factor per level
@@ -65,7 +66,7 @@ class ReynoldsConfig:
     rgb_max_mag: float = 10.0  # pixels mapped to 1.0 when rgb_norm == "fixed"
 
     def __post_init__(self) -> None:
-        pos = {"alpha": self.alpha, "beta": self.beta, "pyr_scale": self.pyr_scale, "omega": self.omega,
+        pos = {"alpha": self.alpha, "pyr_scale": self.pyr_scale, "omega": self.omega,
                "rgb_max_mag": self.rgb_max_mag}
         for name, val in pos.items():
             if not (np.isfinite(val) and val > 0):
@@ -78,7 +79,7 @@ class ReynoldsConfig:
             raise InputError(f"ReynoldsConfig.pyr_scale must be in (0,1), got {self.pyr_scale}")
         if not 0 < self.omega < 2:
             raise InputError(f"ReynoldsConfig.omega must be in (0,2), got {self.omega}")
-        for name in ("min_size", "max_levels", "warps", "iters"):
+        for name in ("min_size", "max_levels", "warps", "iters", "lighting_grid"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"ReynoldsConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if self.median not in (0, 1, 3, 5):
@@ -130,12 +131,11 @@ def to_grey(img: np.ndarray, name: str = "image") -> np.ndarray:
 
 
 def _pair(img0: np.ndarray, img1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s0, s1 = np.shape(img0)[:2], np.shape(img1)[:2]
-    if s0 != s1:
-        raise InputError(f"frames differ in size: {s0[1] if len(s0) > 1 else '?'}x{s0[0] if s0 else '?'} vs "
-                         f"{s1[1] if len(s1) > 1 else '?'}x{s1[0] if s1 else '?'}",
+    f0, f1 = to_grey(img0, "img0"), to_grey(img1, "img1")
+    if f0.shape != f1.shape:
+        raise InputError(f"frames differ in size: {f0.shape[1]}x{f0.shape[0]} vs {f1.shape[1]}x{f1.shape[0]}",
                          fix="resize both frames to one size")
-    return to_grey(img0, "img0"), to_grey(img1, "img1")
+    return f0, f1
 
 
 # ------------------------------------------------------------------------------------------------- solver
@@ -161,83 +161,168 @@ def _pyramid(f0: np.ndarray, f1: np.ndarray, cfg: ReynoldsConfig) -> list[tuple[
 
 
 def _resize_flow(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(H,W,3) [u, v, m] → new size; u and v are rescaled to the new pixel units, m (1/frame) is not."""
-    h, w = x.shape[:2]
-    out = cv2.resize(x, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-    out[..., 0] *= shape[1] / w
-    out[..., 1] *= shape[0] / h
+    """(3,H,W) [u, v, m] → new size; u and v are rescaled to the new pixel units, m (1/frame) is not."""
+    h, w = x.shape[1:]
+    out = np.stack([cv2.resize(c, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) for c in x])
+    out[0] *= shape[1] / w
+    out[1] *= shape[0] / h
     return out
 
 
-def _inv3_sym(a11, a12, a13, a22, a23, a33):
-    """Per-pixel inverse of symmetric 3×3 matrices (float64 in, float32 out): 6 unique entries."""
-    c11 = a22 * a33 - a23 * a23
-    c12 = a13 * a23 - a12 * a33
-    c13 = a12 * a23 - a13 * a22
-    c22 = a11 * a33 - a13 * a13
-    c23 = a12 * a13 - a11 * a23
-    c33 = a11 * a22 - a12 * a12
-    det = a11 * c11 + a12 * c12 + a13 * c13
-    r = 1.0 / det
-    return [(c * r).astype(np.float32) for c in (c11, c12, c13, c22, c23, c33)]
+def _pad_even(a: np.ndarray) -> np.ndarray:
+    h, w = a.shape[-2:]
+    if h % 2 == 0 and w % 2 == 0:
+        return a
+    return cv2.copyMakeBorder(a, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
 
 
-def _warp(f1: np.ndarray, x: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mx, my = gx + x[..., 0], gy + x[..., 1]
+def _warp(f1: np.ndarray, flow: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``f1(x + flow)`` (bilinear, border replicated) and the mask of targets inside the frame."""
+    mx, my = gx + flow[0], gy + flow[1]
     h, w = f1.shape
     f1w = cv2.remap(f1, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
     return f1w, inside
 
 
+# ---- the lighting term: m = ∇·v_l on a coarse bilinear grid, fitted by least squares (exact, global)
+def _hat_basis(n: int, cells: int) -> np.ndarray:
+    """``(n, cells+1)`` bilinear hat functions with nodes spread evenly over ``0..n-1`` (a partition of unity)."""
+    t = np.arange(n, dtype=np.float64)
+    step = max(n - 1, 1) / cells
+    nodes = np.arange(cells + 1) * step
+    return np.maximum(0.0, 1.0 - np.abs(t[:, None] - nodes[None, :]) / step)
+
+
+def _fit_lighting(r: np.ndarray, f: np.ndarray, wt: np.ndarray, cfg: ReynoldsConfig) -> np.ndarray:
+    """argmin_m Σ wt (r + f m)² + ridge |c|², m = B c on a ``lighting_grid``² bilinear grid → m (H,W)."""
+    h, w = r.shape
+    by, bx = _hat_basis(h, cfg.lighting_grid), _hat_basis(w, cfg.lighting_grid)
+    g = by.shape[1]
+    ww = (wt * f * f).astype(np.float64)
+    wr = (wt * f * r).astype(np.float64)
+    # A[(j,i),(k,l)] = Σ_yx ww by_j by_k bx_i bx_l, computed separably (einsum's own loops: these skinny
+    # products are slow and erratic through a shared BLAS)
+    sy = (by[:, :, None] * by[:, None, :]).reshape(h, g * g)
+    sx = (bx[:, :, None] * bx[:, None, :]).reshape(w, g * g)
+    zx = np.einsum("yx,xk->yk", ww, sx)
+    a4 = np.einsum("yj,yk->jk", sy, zx).reshape(g, g, g, g).transpose(0, 2, 1, 3).reshape(g * g, g * g)
+    b = -np.einsum("yj,yi->ji", by, np.einsum("yx,xi->yi", wr, bx)).reshape(-1)
+    ridge = cfg.gamma * max(float(np.trace(a4)) / (g * g), 1e-12)
+    coef = np.linalg.solve(a4 + ridge * np.eye(g * g), b)
+    return np.einsum("yi,xi->yx", np.einsum("yj,ji->yi", by, coef.reshape(g, g)), bx).astype(np.float32)
+
+
+# ---- the motion term: Horn-Schunck/CLG by red-black SOR on the four 2×2 sub-lattices L00, L01, L10, L11 of
+# an even-sized grid: red points (L00, L11) only have black neighbours (L01, L10) and vice versa, so each
+# half-sweep is a dense update of two quarter-size arrays. Borders replicate (Neumann), as the smoothness term.
+def _lattices(a: np.ndarray) -> list[np.ndarray]:
+    return [np.ascontiguousarray(a[i::2, j::2]) for i, j in ((0, 0), (0, 1), (1, 0), (1, 1))]
+
+
+def _merge(q: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    out = np.empty(shape, np.float32)
+    for (i, j), part in zip(((0, 0), (0, 1), (1, 0), (1, 1)), q):
+        out[i::2, j::2] = part
+    return out
+
+
+def _nb_sum(q: list[np.ndarray], k: int, out: np.ndarray) -> None:
+    """4-neighbour sum for the points of sub-lattice ``k`` of one plane (given as its four sub-lattices)."""
+    l00, l01, l10, l11 = q
+    if k == 0:    # (2a,2b): up/down in L10, left/right in L01
+        np.add(l10, l01, out=out)
+        out[1:] += l10[:-1]
+        out[0] += l00[0]
+        out[:, 1:] += l01[:, :-1]
+        out[:, 0] += l00[:, 0]
+    elif k == 1:  # (2a,2b+1): up/down in L11, left/right in L00
+        np.add(l11, l00, out=out)
+        out[1:] += l11[:-1]
+        out[0] += l01[0]
+        out[:, :-1] += l00[:, 1:]
+        out[:, -1] += l01[:, -1]
+    elif k == 2:  # (2a+1,2b): up/down in L00, left/right in L11
+        np.add(l00, l11, out=out)
+        out[:-1] += l00[1:]
+        out[-1] += l10[-1]
+        out[:, 1:] += l11[:, :-1]
+        out[:, 0] += l10[:, 0]
+    else:         # (2a+1,2b+1): up/down in L01, left/right in L10
+        np.add(l01, l10, out=out)
+        out[:-1] += l01[1:]
+        out[-1] += l11[-1]
+        out[:, :-1] += l10[:, 1:]
+        out[:, -1] += l11[:, -1]
+
+
+def _sor(u: np.ndarray, v: np.ndarray, j11, j12, j22, j1c, j2c, cfg: ReynoldsConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Red-black block SOR for ``(J + 4α²) w_p = -J_c + α² Σ_nb w`` at every pixel p, w = (u, v)."""
+    a2, om = cfg.alpha**2, cfg.omega
+    a11, a22 = j11 + 4 * a2, j22 + 4 * a2
+    r = 1.0 / (a11 * a22 - j12 * j12)
+    i11, i12, i22 = a22 * r, -j12 * r, a11 * r
+    # w_new = (1-ω) w + P + N nb   with  P = -ω A⁻¹ J_c,  N = ω α² A⁻¹
+    p1 = _lattices(-om * (i11 * j1c + i12 * j2c))
+    p2 = _lattices(-om * (i12 * j1c + i22 * j2c))
+    n11, n12, n22 = (_lattices(om * a2 * t) for t in (i11, i12, i22))
+    qu, qv = _lattices(u), _lattices(v)
+    nbu = [np.empty_like(t) for t in qu]
+    nbv = [np.empty_like(t) for t in qu]
+    tmp = [np.empty_like(t) for t in qu]
+    for _ in range(cfg.iters):
+        for k in (0, 3, 1, 2):  # red lattices, then black
+            _nb_sum(qu, k, nbu[k])
+            _nb_sum(qv, k, nbv[k])
+            for x, p, na, nb_ in ((qu[k], p1[k], n11[k], n12[k]), (qv[k], p2[k], n12[k], n22[k])):
+                x *= 1.0 - om
+                x += p
+                np.multiply(na, nbu[k], out=tmp[k])
+                x += tmp[k]
+                np.multiply(nb_, nbv[k], out=tmp[k])
+                x += tmp[k]
+    return _merge(qu, u.shape), _merge(qv, v.shape)
+
+
 def _solve_level(f0: np.ndarray, f1: np.ndarray, x: np.ndarray, cfg: ReynoldsConfig) -> np.ndarray:
-    """Refine x = [u, v, m] (H,W,3) on one pyramid level."""
+    """Refine x = [u, v, m] (3,H,W) on one pyramid level (H, W even): per warp, the motion, then m."""
     h, w = f0.shape
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    a2, b2 = cfg.alpha**2, cfg.beta**2
-    red = ((np.add.outer(np.arange(h), np.arange(w)) % 2) == 0)[..., None]
-    masks = (red, ~red)
     for _ in range(cfg.warps):
-        f1w, inside = _warp(f1, x, gx, gy)
+        f1w, inside = _warp(f1, x[:2], gx, gy)
         fm = 0.5 * (f0 + f1w)
-        ix = cv2.filter2D(fm, -1, _D5, borderType=cv2.BORDER_REFLECT_101)
-        iy = cv2.filter2D(fm, -1, _D5.T, borderType=cv2.BORDER_REFLECT_101)
-        fc = fm if cfg.lighting else np.zeros_like(fm)
         wt = inside.astype(np.float32)
-        # linearised around the current flow: (f1w - f0) + ∇f·(v' - v) + f m' = 0
-        c = (f1w - f0) - ix * x[..., 0] - iy * x[..., 1]
-        ix, iy, fc, c = ix * wt, iy * wt, fc * wt, c * wt
-        terms = {"11": ix * ix, "12": ix * iy, "13": ix * fc, "22": iy * iy, "23": iy * fc, "33": fc * fc,
-                 "1c": ix * c, "2c": iy * c, "3c": fc * c}
-        stack = _blur(np.dstack(list(terms.values())), cfg.rho).astype(np.float64)
-        j = {k: stack[..., i] for i, k in enumerate(terms)}
-        inv = _inv3_sym(j["11"] + 4 * a2, j["12"], j["13"], j["22"] + 4 * a2, j["23"], j["33"] + 4 * b2 + cfg.gamma)
-        i11, i12, i13, i22, i23, i33 = inv
-        rhs = -np.dstack([j["1c"], j["2c"], j["3c"]]).astype(np.float32)
-        reg = np.array([a2, a2, b2], np.float32)
-        for _ in range(cfg.iters):
-            for mask in masks:
-                r = rhs + reg * cv2.filter2D(x, -1, _NB4, borderType=cv2.BORDER_REPLICATE)
-                r0, r1, r2 = r[..., 0], r[..., 1], r[..., 2]
-                y = np.dstack([i11 * r0 + i12 * r1 + i13 * r2,
-                               i12 * r0 + i22 * r1 + i23 * r2,
-                               i13 * r0 + i23 * r1 + i33 * r2])
-                np.copyto(x, x + cfg.omega * (y - x), where=mask)
+        r0 = f1w - f0
+        ix = cv2.filter2D(fm, -1, _D5, borderType=cv2.BORDER_REFLECT_101) * wt
+        iy = cv2.filter2D(fm, -1, _D5.T, borderType=cv2.BORDER_REFLECT_101) * wt
+        # linearised around the current flow: (f1w - f0) + f m + ∇f·(v' - v) = 0
+        c = (r0 + fm * x[2] - ix * x[0] - iy * x[1]) * wt
+        # local integration (CLG): Gaussian-weighted structure tensor
+        t = _blur(np.dstack([ix * ix, ix * iy, iy * iy, ix * c]), cfg.rho)
+        j2c = _blur(iy * c, cfg.rho)
+        x[0], x[1] = _sor(x[0], x[1], *(np.ascontiguousarray(t[..., i]) for i in range(4)), j2c, cfg)
         if cfg.median > 1:
-            x[..., 0] = cv2.medianBlur(np.ascontiguousarray(x[..., 0]), cfg.median)
-            x[..., 1] = cv2.medianBlur(np.ascontiguousarray(x[..., 1]), cfg.median)
+            for i in range(2):
+                x[i] = cv2.medianBlur(np.ascontiguousarray(x[i]), cfg.median)
+        if cfg.lighting:  # RTT term f·∇·v_l fitted to what the updated motion leaves unexplained
+            f1w, inside = _warp(f1, x[:2], gx, gy)
+            x[2] = _fit_lighting(f1w - f0, 0.5 * (f0 + f1w), inside.astype(np.float32), cfg)
     return x
 
 
 def _estimate(f0: np.ndarray, f1: np.ndarray, cfg: ReynoldsConfig) -> np.ndarray:
-    """Coarse-to-fine joint estimate of motion and lighting divergence: (H,W,3) [u, v, m]."""
+    """Coarse-to-fine joint estimate of motion and lighting divergence: (3,H,W) [u, v, m]."""
     levels = _pyramid(_blur(f0, cfg.presmooth), _blur(f1, cfg.presmooth), cfg)
-    x = np.zeros((*levels[-1][0].shape, 3), np.float32)
+    x = np.zeros((3, *levels[-1][0].shape), np.float32)
     for k in range(len(levels) - 1, -1, -1):
         a, b = levels[k]
-        if x.shape[:2] != a.shape:
+        if x.shape[1:] != a.shape:
             x = _resize_flow(x, a.shape)
-        x = _solve_level(a, b, x, cfg)
+        # the red-black solver works on even-sized grids: pad by one replicated row/column where needed
+        h, w = a.shape
+        xp = np.stack([_pad_even(c) for c in x])
+        xp = _solve_level(_pad_even(a), _pad_even(b), xp, cfg)
+        x = np.ascontiguousarray(xp[:, :h, :w])
     return x
 
 
@@ -246,8 +331,8 @@ def _poisson_dirichlet(rhs: np.ndarray) -> np.ndarray:
     h, w = rhs.shape
     lam_y = 2.0 * np.cos(np.pi * np.arange(1, h + 1) / (h + 1)) - 2.0
     lam_x = 2.0 * np.cos(np.pi * np.arange(1, w + 1) / (w + 1)) - 2.0
-    hat = sfft.dstn(rhs.astype(np.float64), type=1)
-    hat /= lam_y[:, None] + lam_x[None, :]
+    hat = sfft.dstn(rhs.astype(np.float32), type=1)
+    hat /= (lam_y[:, None] + lam_x[None, :]).astype(np.float32)
     return sfft.idstn(hat, type=1).astype(np.float32)
 
 
@@ -270,8 +355,8 @@ def reynolds_components(img0: np.ndarray, img1: np.ndarray, config: ReynoldsConf
     cfg = _config(config, params)
     f0, f1 = _pair(img0, img1)
     x = _estimate(f0, f1, cfg)
-    u, v = x[..., 0], x[..., 1]
-    m = x[..., 2] if cfg.lighting else np.zeros_like(u)
+    u, v = x[0], x[1]
+    m = x[2] if cfg.lighting else np.zeros_like(u)
     phi = _poisson_dirichlet(m)
     gy, gx = np.gradient(phi)
     v_o = np.stack([u, v]).astype(np.float32)

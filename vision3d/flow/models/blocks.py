@@ -60,7 +60,9 @@ class SqueezeExcite(nn.Module):
         self.fc2 = nn.Conv2d(squeeze, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean(dim=(2, 3), keepdim=True)
+        # the spatial mean as sum * (1/HW): ONNX ReduceMean changed form at opset 18 and the dynamo exporter's
+        # down-conversion to opset 17 fails on it, while ReduceSum is the same from opset 13 on
+        s = x.sum(dim=(2, 3), keepdim=True) * (1.0 / (x.shape[-2] * x.shape[-1]))
         s = F.hardsigmoid(self.fc2(F.relu(self.fc1(s))))
         return x * s
 
@@ -108,6 +110,18 @@ class FullConv(nn.Sequential):
                          activation(act))
 
 
+def zero_pad(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Zero-pad the last two dims by ``p`` with concatenation (ONNX Concat): ``F.pad`` exports as Pad, whose
+    opset-18 form the exporter cannot down-convert to opset 17."""
+    if p == 0:
+        return x
+    b, c, h, w = x.shape
+    zw = x.new_zeros(b, c, h, p)
+    x = torch.cat([zw, x, zw], dim=3)
+    zh = x.new_zeros(b, c, p, w + 2 * p)
+    return torch.cat([zh, x, zh], dim=2)
+
+
 def cost_volume(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int) -> torch.Tensor:
     """Local correlation: ``out[b, k, y, x] = mean_c f1[b,c,y,x] * f2[b,c,y+dy,x+dx]`` (zero outside ``f2``).
 
@@ -117,12 +131,14 @@ def cost_volume(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int) -> to
     """
     d = int(max_displacement)
     h, w = f1.shape[-2], f1.shape[-1]
-    f2p = F.pad(f2, (d, d, d, d))
+    f2p = zero_pad(f2, d)
+    scale = 1.0 / f1.shape[1]
     out = []
     for dy in range(2 * d + 1):
         for dx in range(2 * d + 1):
-            out.append((f1 * f2p[:, :, dy:dy + h, dx:dx + w]).mean(dim=1))
-    return torch.stack(out, dim=1)
+            # sum * (1/C) rather than mean(): ReduceSum exports cleanly to every opset >= 13
+            out.append((f1 * f2p[:, :, dy:dy + h, dx:dx + w]).sum(dim=1, keepdim=True))
+    return torch.cat(out, dim=1) * scale
 
 
 def pixel_grid(h: int, w: int, like: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,9 @@ What comes from the paper (abstract, reviews and a figure description; no code w
 - The estimator is *sequentially connected* (conv -> conv -> ... ) instead of PWC-Net's DenseNet concatenation,
   which the authors found dominates latency and memory on device. Reported channel plan at the lowest level:
   245 -> 128 -> 128 -> 96 -> 64 -> 32 -> 2 (from a machine-generated figure description: medium confidence).
-  245 = 81 (cost volume, d = 4) + 160 (MobileNetV3-Large's stride-32 features) + 2 (flow) + 2 (PWC "upfeat"),
-  which is how the ``paper()`` preset is laid out.
+  245 = 81 (cost volume, d = 4) + 160 (MobileNetV3-Large's stride-32 channels) + 2 (flow) + 2 (PWC's "upfeat")
+  fits a MobileNetV3-Large pyramid, which the ``paper()`` preset uses. How many levels the paper has is not
+  known: in ``paper()`` the stride-32 level is the coarsest, so it has no flow inputs (81 + 160 = 241).
 - A MobileNetV3 backbone (depthwise-separable inverted residuals, squeeze-excite, hard-swish).
 - Training by knowledge distillation from a larger teacher. **We have no teacher here**: this module trains on
   ground truth with PWC-Net's multi-scale loss; a distillation target can be passed to ``loss`` in place of
@@ -21,11 +22,11 @@ the dilated context network (dilations 1, 2, 4, 8, 16, 1) at the finest level, t
 (|e|_1 + eps)^q with q = 0.4, eps = 0.01.
 
 Our choices (not stated in the paper): the exact block tables (the ``small()`` default is a cut-down
-MobileNetV3; ``paper()`` is MobileNetV3-Large up to its 160-channel stride-32 stage); 4 pyramid levels
-(strides 4..32) rather than PWC-Net's 5 (4..64); depthwise-separable convs in the estimator and context network
+MobileNetV3 whose first bneck already has stride 2, as in MobileNetV3-Small; ``paper()`` is MobileNetV3-Large
+up to its 160-channel stride-32 stage); 4 predicted levels (strides 32..4) rather than PWC-Net's 5 (64..4); depthwise-separable convs in the estimator and context network
 (``estimator_conv="full"`` gives plain 3x3 convs); residual flow updates (as in FastFlowNet / IRR); bilinear
 upsampling of flow and a 1x1 conv + bilinear for the "upfeat" instead of PWC-Net's 4x4 deconvolutions;
-ImageNet mean/std input normalisation; the loss normalised by pixel count (insensitive to batch size and
+ImageNet mean/std input normalisation; flow heads initialised near zero; the loss normalised by pixel count (insensitive to batch size and
 resolution, PWC-Net's relative level weights kept) and masked by the validity of the ground truth.
 
 Interface: ``forward(frames (B,2,3,H,W) in [0,1])`` -> in ``eval()`` the flow frame0->frame1 in pixels
@@ -55,8 +56,8 @@ from vision3d.flow.models.blocks import (
 
 # MobileNetV3 block rows: (kernel, expanded channels, out channels, squeeze-excite, activation RE|HS, stride).
 SMALL_ENCODER: tuple[tuple[int, int, int, bool, str, int], ...] = (
-    (3, 16, 16, False, "RE", 1),     # stride 2
-    (3, 48, 24, False, "RE", 2),     # stride 4
+    (3, 16, 16, True, "RE", 2),      # stride 4 (MobileNetV3-Small's first bneck: nothing runs at stride 2
+    (3, 64, 24, False, "RE", 1),     #           but the stem, which keeps the encoder cheap at high resolution)
     (3, 72, 24, False, "RE", 1),
     (5, 72, 40, True, "RE", 2),      # stride 8
     (5, 120, 40, True, "RE", 1),
@@ -123,8 +124,10 @@ class CompactFlowNetConfig:
         checks = [
             (all(len(row) == 6 for row in self.encoder), "each encoder row is (kernel, exp, out, se, act, stride)"),
             (all(s in (1, 2) for s in strides), "encoder strides must be 1 or 2"),
-            (n2 == self.num_levels - 1, f"encoder has {n2} stride-2 rows; num_levels={self.num_levels} needs "
-                                        f"{self.num_levels - 1}"),
+            (all(row[4] in ("RE", "HS") and int(row[0]) % 2 == 1 for row in self.encoder),
+             "encoder activations must be RE or HS and kernels odd"),
+            (n2 == self.num_levels - 1,
+             f"encoder has {n2} stride-2 rows; num_levels={self.num_levels} needs {self.num_levels - 1}"),
             (1 <= self.finest_level <= self.num_levels, "need 1 <= finest_level <= num_levels"),
             (self.max_displacement >= 0, "max_displacement must be >= 0"),
             (len(self.estimator_channels) >= 1, "estimator_channels must not be empty"),
@@ -142,14 +145,15 @@ class CompactFlowNetConfig:
     # presets ------------------------------------------------------------------------------------------------
     @classmethod
     def small(cls, **overrides) -> CompactFlowNetConfig:
-        """The default: cut-down MobileNetV3 encoder, paper estimator plan with depthwise-separable convs (~1 M)."""
+        """The default: cut-down MobileNetV3 encoder, the paper's estimator plan with depthwise-separable convs
+        (0.54 M parameters)."""
         return cls(**overrides)
 
     @classmethod
     def paper(cls, **overrides) -> CompactFlowNetConfig:
         """Closest to the paper as far as it is known: MobileNetV3-Large encoder, PWC-size context network."""
-        base = dict(encoder=MOBILENETV3_LARGE, context_channels=(128, 128, 128, 96, 64, 32),
-                    context_dilations=(1, 2, 4, 8, 16, 1))
+        base = {"encoder": MOBILENETV3_LARGE, "context_channels": (128, 128, 128, 96, 64, 32),
+                "context_dilations": (1, 2, 4, 8, 16, 1)}
         return cls(**{**base, **overrides})
 
     @classmethod
@@ -174,7 +178,10 @@ class CompactFlowNetConfig:
         if unknown:
             raise InputError(f"unknown CompactFlowNet config keys {unknown}", fix=f"known keys: {sorted(names)}")
         if "encoder" in d:
-            d["encoder"] = tuple((int(k), int(e), int(o), bool(se), str(a), int(s)) for k, e, o, se, a, s in d["encoder"])
+            rows = [tuple(r) for r in d["encoder"]]
+            if any(len(r) != 6 for r in rows):
+                raise InputError("bad CompactFlowNet config: each encoder row is (kernel, exp, out, se, act, stride)")
+            d["encoder"] = tuple((int(k), int(e), int(o), bool(se), str(a), int(s)) for k, e, o, se, a, s in rows)
         for key in ("estimator_channels", "context_channels", "context_dilations"):
             if key in d:
                 d[key] = tuple(int(v) for v in d[key])
@@ -242,6 +249,7 @@ class FlowEstimator(nn.Module):
             c = cout
         self.body = nn.Sequential(*layers)
         self.head = nn.Conv2d(c, 2, 3, padding=1)
+        _small_init(self.head)
         self.out_channels = c
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -259,10 +267,19 @@ class ContextNetwork(nn.Module):
             layers.append(_conv(kind, c, cout, dil))
             c = cout
         layers.append(nn.Conv2d(c, 2, 3, padding=1))
+        _small_init(layers[-1])
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def _small_init(conv: nn.Conv2d, gain: float = 0.1) -> None:
+    """Flow heads start near zero (weights x0.1, zero bias): the untrained net predicts small flow, not noise of
+    ``flow_scale`` pixels; gradients still reach every layer."""
+    with torch.no_grad():
+        conv.weight.mul_(gain)
+        conv.bias.zero_()
 
 
 def _up2(x: torch.Tensor) -> torch.Tensor:
@@ -274,6 +291,7 @@ class CompactFlowNet(nn.Module):
 
     name = "compactflownet"
     frames_per_clip = 2
+    config_class = CompactFlowNetConfig
 
     def __init__(self, config: CompactFlowNetConfig | None = None):
         super().__init__()
@@ -310,15 +328,19 @@ class CompactFlowNet(nn.Module):
         """The JSON config that ``from_config`` turns back into this architecture."""
         return self.config.to_dict()
 
+    def check_input(self, shape) -> None:
+        """Raise ``InputError`` unless ``shape`` is ``(B,2,3,H,W)`` with H and W multiples of ``stride``."""
+        if len(shape) != 5 or shape[1] != 2 or shape[2] != 3:
+            raise InputError(f"CompactFlowNet takes frames (B,2,3,H,W), got {tuple(shape)}")
+        if shape[-2] % self.stride or shape[-1] % self.stride:
+            raise InputError(f"CompactFlowNet needs H and W multiples of {self.stride}, got {shape[-2]}x{shape[-1]}",
+                             fix="pad the frames (vision3d.flow.learned pads for you)")
+
     # forward --------------------------------------------------------------------------------------------------
     def forward(self, frames: torch.Tensor):
         """``frames (B,2,3,H,W)`` in [0,1] -> eval: ``(B,1,2,H,W)`` flow in pixels; train: list of level flows."""
-        if frames.dim() != 5 or frames.shape[1] != 2 or frames.shape[2] != 3:
-            raise InputError(f"CompactFlowNet takes frames (B,2,3,H,W), got {tuple(frames.shape)}")
-        h, w = frames.shape[-2], frames.shape[-1]
-        if h % self.stride or w % self.stride:
-            raise InputError(f"CompactFlowNet needs H and W multiples of {self.stride}, got {h}x{w}",
-                             fix="pad the frames (vision3d.flow.learned pads for you)")
+        if not torch.jit.is_tracing():   # shape checks only (no data-dependent control flow)
+            self.check_input(frames.shape)
         cfg = self.config
         b = frames.shape[0]
         x = (torch.cat([frames[:, 0], frames[:, 1]], dim=0) - self.mean) / self.std

@@ -11,8 +11,8 @@ Tensors inside the decoder are ``(B·(T-1), C, h, w)`` (flows stacked into the b
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from vision3d.flow.models.streamflow_encoder import Mlp
 
@@ -22,8 +22,8 @@ class CorrPyramid:
     """RAFT all-pairs correlation ``<f1(x), f2(y)>/√C`` with ``levels`` average-pooled levels and a radius-``r``
     bilinear lookup (``grid_sample``, zeros outside).
 
-    ``fmap1``/``fmap2`` are ``(N, C, h, w)`` (N = B·(T-1) adjacent pairs). ``lookup(coords)`` takes pixel
-    coordinates ``(N, 2, h, w)`` (x first) in frame 2 and returns ``(N, levels·(2r+1)², h, w)``. Channel order
+    ``fmap1``/``fmap2`` are ``(N, C, h, w)`` (N = B·(T-1) adjacent pairs). Calling it with pixel
+    coordinates ``(N, 2, h, w)`` (x first) in frame 2 returns ``(N, levels·(2r+1)², h, w)``. Channel order
     follows RAFT (so official weights would fit): channel ``l·(2r+1)² + i·(2r+1) + j`` samples level ``l`` at
     ``(x/2^l + i - r, y/2^l + j - r)`` — the x offset runs over the slower index.
     """
@@ -57,6 +57,65 @@ class CorrPyramid:
 
 
 # ------------------------------------------------------------------------------------------- SKFlow blocks
+class _DepthwiseConvCPU(torch.autograd.Function):
+    """Stride-1 "same" depthwise conv with a faster CPU backward than PyTorch's (3-5× on these sizes): the input
+    gradient is a depthwise conv of the output gradient with the flipped kernel, the weight gradient a k² loop of
+    shifted products (oneDNN's depthwise backward is the slow part of a CPU training step otherwise)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, pad: int):
+        ctx.save_for_backward(x, weight)
+        ctx.pad = pad
+        return _depthwise(x, weight, bias, pad)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        p, k = ctx.pad, weight.shape[-1]
+        grad = grad.contiguous()
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = _depthwise(grad, weight.flip(-1, -2), None, p)
+        if ctx.needs_input_grad[1]:
+            H, W = x.shape[-2:]
+            xp = F.pad(x, (p, p, p, p))
+            gw = torch.stack([(grad * xp[:, :, i:i + H, j:j + W]).sum(dim=(0, 2, 3))
+                              for i in range(k) for j in range(k)], dim=1).view_as(weight)
+        if ctx.needs_input_grad[2]:
+            gb = grad.sum(dim=(0, 2, 3))
+        return gx, gw, gb, None
+
+
+def _depthwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pad: int) -> torch.Tensor:
+    if weight.shape[-1] >= 9 and x.device.type == "cpu":        # oneDNN is ~10× faster channels-last here
+        y = F.conv2d(x.contiguous(memory_format=torch.channels_last), weight, bias, padding=pad, groups=x.shape[1])
+        return y.contiguous()
+    return F.conv2d(x, weight, bias, padding=pad, groups=x.shape[1])
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d(c, c, k, padding=k//2, groups=c)`` (same parameters and state dict) with faster CPU paths.
+
+    PyTorch's CPU convolution loops over the channels one by one for a 1×1 depthwise kernel (hundreds of tiny
+    calls); that case is just a per-channel scale and shift. Larger kernels use ``_DepthwiseConvCPU`` when
+    training on CPU, and channels-last oneDNN for k ≥ 9. Tracing/compiling and other devices use plain conv2d.
+    """
+
+    def __init__(self, channels: int, kernel: int):
+        super().__init__(channels, channels, kernel, padding=kernel // 2, groups=channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.kernel_size[0]
+        if k == 1:
+            return torch.addcmul(self.bias.view(1, -1, 1, 1), x, self.weight.view(1, -1, 1, 1))
+        if x.device.type != "cpu" or torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return super().forward(x)
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            return _DepthwiseConvCPU.apply(x, self.weight, self.bias, k // 2)
+        return _depthwise(x, self.weight, self.bias, k // 2)
+
+
 class PCBlock(nn.Module):
     """SKFlow's large-kernel block (``PCBlock4_Deep_nopool_res``): residual 1×1 FFN, residual depthwise convs with
     the kernels in ``k_conv``, a residual pointwise conv, then a 1×1 FFN to ``c_out``; GELU after each residual."""
@@ -65,7 +124,7 @@ class PCBlock(nn.Module):
         super().__init__()
         hid = int(1.5 * c_in)
         self.ffn1 = nn.Sequential(nn.Conv2d(c_in, hid, 1), nn.GELU(), nn.Conv2d(hid, c_in, 1))
-        self.convs = nn.ModuleList(nn.Conv2d(c_in, c_in, k, padding=k // 2, groups=c_in) for k in k_conv)
+        self.convs = nn.ModuleList(DepthwiseConv2d(c_in, k) for k in k_conv)
         self.pw = nn.Conv2d(c_in, c_in, 1)
         self.ffn2 = nn.Sequential(nn.Conv2d(c_in, hid, 1), nn.GELU(), nn.Conv2d(hid, c_out, 1))
 

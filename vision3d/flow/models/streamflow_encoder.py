@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 Size = tuple[int, int]
 
@@ -134,7 +134,7 @@ class PosConv(nn.Module):
         self.proj = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
 
     def forward(self, x: torch.Tensor, size: Size) -> torch.Tensor:
-        B, N, C = x.shape
+        B, _, C = x.shape
         img = x.transpose(1, 2).reshape(B, C, *size)
         return (img + self.proj(img)).flatten(2).transpose(1, 2)
 
