@@ -56,7 +56,8 @@ def main() -> None:
           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         if "missing" in r:
-            md.append(f"| {r['method']} | {r['dataset']} | missing: {r['missing']} |||||||||")
+            why = "no checkpoint shipped yet" if "no checkpoint" in r["missing"] else r["missing"]
+            md.append(f"| {r['method']} | {r['dataset']} | {why} |  |  |  |  |  |  |  |  | {PAPER.get(r['method'], '')} |")
             continue
 
         def f(k, fmt="{:.3f}"):

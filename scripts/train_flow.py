@@ -88,7 +88,7 @@ def model_card(name: str, model, args, steps_done: int, seconds: float, history:
              f"- **Parameters:** {params:,}",
              "- **Training data:** synthetic only, generated on the fly by `vision3d.synth` (layered 3D planar scenes, "
              "moving camera, independently moving objects, small and large motion presets, photometric changes "
-             f"between frames); textures: {'procedural + real photos (' + ', '.join(args.photos) + ')' if args.photos else 'procedural'}.",
+             f"between frames); textures: {'procedural + real photos (' + ', '.join('../shared/data/photos/' + Path(p).name for p in args.photos) + ')' if args.photos else 'procedural'}.",
              f"- **Crop size / frames:** {args.width}×{args.height}, {model.frames_per_clip} frames per sample, "
              f"batch {args.batch}",
              f"- **Optimisation:** AdamW lr {args.lr} (one-cycle), weight decay {args.wd}, grad clip 1.0, "
@@ -170,7 +170,7 @@ def main() -> None:
         opt.step()
         sched.step()
         step += 1
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % 20 == 0:
             print(f"step {step} loss {np.mean(losses[-20:]):.3f} lr {sched.get_last_lr()[0]:.2e} "
                   f"{(time.time() - t0) / 60:.1f} min", flush=True)
