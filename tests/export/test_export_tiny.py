@@ -85,12 +85,15 @@ def test_executorch_parity(tmp_path, tiny_model, tiny_inputs, tiny_checks):
 
 
 def test_coreml_mlpackage(tmp_path, tiny_model, tiny_inputs):
-    pytest.importorskip("coremltools")
+    ct = pytest.importorskip("coremltools")
     rep = export_model(tiny_model, tiny_inputs, "coreml", tmp_path / "tiny", runs=1)
     pkg = tmp_path / "tiny.mlpackage"
     assert pkg.is_dir() and (pkg / "Manifest.json").is_file()
     assert rep.file_size_bytes > 0 and rep.path == str(pkg)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    desc = ct.models.MLModel(str(pkg), skip_model_load=True).get_spec().description   # readable, named I/O
+    assert [i.name for i in desc.input] == ["image1", "image2"] and [o.name for o in desc.output] == ["flow"]
+    assert list(desc.input[0].type.multiArrayType.shape) == [1, 3, 32, 48]
     import sys
 
     if sys.platform != "darwin":

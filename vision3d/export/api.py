@@ -116,6 +116,9 @@ def _export_model(model, example_inputs, fmt, out_path, check_inputs, metric_fn,
     from vision3d.export import onnx as onnx_fmt
 
     spec = require_format(fmt)
+    if dynamic_hw and spec.name != "onnx":
+        raise InputError(f"dynamic H/W is supported for ONNX exports only, not {spec.name}",
+                         fix="export one fixed size per deployment size")
     if spec.name == "onnx" and _needs_program("onnx", dynamic_hw, opset, exporter):
         require_module("onnxscript")          # torch's dynamo ONNX exporter needs it
     path = output_path_for(out_path, spec)
@@ -143,7 +146,6 @@ def _export_model(model, example_inputs, fmt, out_path, check_inputs, metric_fn,
                     from vision3d.export import coreml as coreml_fmt
 
                     info = coreml_fmt.convert(prog, path, output_names=ref.output_names, precision=coreml_precision)
-                info.dynamic_hw = bool(dynamic_hw)
     except (InputError, ExportError):
         raise
     except Exception as e:
@@ -197,6 +199,8 @@ def export_formats(model, example_inputs: Sequence, formats: Sequence[str], out_
 def _export_formats(model, example_inputs, formats, out_stem, check_inputs, metric_fn, *, runs, warmup,
                     dynamic_hw, quiet, threads, on_start, **kw) -> list[ExportReport]:
     specs = [require_format(f) for f in formats]
+    if dynamic_hw and any(s.name != "onnx" for s in specs):
+        raise InputError("dynamic H/W is supported for ONNX exports only", fix="export the other formats separately")
     example_inputs = _cpu_tuple(example_inputs)
     ref = reference(model, example_inputs, check_inputs, metric_fn, runs=runs, warmup=warmup)
     program = None

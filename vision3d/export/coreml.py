@@ -19,6 +19,7 @@ from vision3d.io.atomic import atomic_dir
 
 PRECISIONS = ("float32", "float16")
 DEPLOYMENT_TARGET = "iOS16"
+DEBUG_MAPPING = "executorch_debug_handle_mapping.json"   # coremltools 9 adds it to every package it saves
 NOT_RUNNABLE = ("Core ML models run only on Apple platforms: coremltools converts on Linux but cannot "
                 "predict here, so parity and latency were not measured")
 
@@ -46,18 +47,25 @@ def convert(program, path: Path, *, output_names: list[str], precision: str = "f
     with atomic_dir(path) as tmp:
         inner = tmp / path.name            # coremltools wants the .mlpackage name itself
         mlmodel.save(str(inner))
+        (inner / DEBUG_MAPPING).unlink(missing_ok=True)   # not in the manifest; only ExecuTorch's delegate uses it
         for child in inner.iterdir():
             os.replace(child, tmp / child.name)
         shutil.rmtree(inner)
-        os.chmod(tmp, 0o777 & ~_umask())   # mkdtemp makes the folder private; give it a normal mode
+        _normal_modes(tmp)                 # mkdtemp (and coremltools' temp files) make things private
     return ConversionInfo(exporter=f"coremltools {version('coremltools')} (torch.export → mlprogram)",
                           backends=[f"mlprogram {DEPLOYMENT_TARGET}+ {precision}"], warnings=warnings)
 
 
-def _umask() -> int:
+def _normal_modes(folder: Path) -> None:
+    """Give a freshly written package the modes ``open``/``mkdir`` would have (umask applied)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o777 & ~mask)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o666 & ~mask)
 
 
 def _tested_torch() -> tuple[str, str | None]:

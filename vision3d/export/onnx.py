@@ -6,7 +6,8 @@ Two exporters, picked by ``exporter="auto"`` from the opset:
   use, and supports dynamic H/W. It always emits opset 18 here: the ONNX version converter cannot take these
   graphs down to 17 (no adapter for ``Pad``, ``ReduceMean`` with input axes). onnxscript's full graph
   optimiser is skipped: on flow networks it is quadratic (minutes for a few thousand nodes); constants are
-  folded and dead nodes removed instead, and onnxruntime applies its own graph optimisations at load time.
+  folded, dead nodes and per-node debug metadata removed instead, and onnxruntime applies its own graph
+  optimisations at load time.
 - ``torchscript`` (opset < 18, e.g. ``opset=17`` for older runtimes): fast, static shapes, deprecated by
   torch but still in 2.13. It traces, so size-dependent Python code can change meaning: e.g.
   ``torch.linspace(-1, 1, h)`` with a traced ``h`` becomes float64, and onnxruntime then has no
@@ -94,13 +95,15 @@ def _dynamic_shapes(example_inputs):
 
 
 def _light_optimize(model_ir) -> None:
-    """Constant folding and dead-node removal (cheap), instead of onnxscript's full rewriter (slow here)."""
+    """Constant folding and dead-node removal (cheap) instead of onnxscript's full rewriter (slow here), and
+    no per-node debug metadata (torch stack traces, name scopes: about half the file of a flow network)."""
     try:
-        from onnx_ir.passes.common import RemoveUnusedNodesPass
+        from onnx_ir.passes.common import ClearMetadataAndDocStringPass, RemoveUnusedNodesPass
         from onnxscript import optimizer
 
         optimizer.fold_constants(model_ir)
         RemoveUnusedNodesPass()(model_ir)
+        ClearMetadataAndDocStringPass()(model_ir)
     except Exception:  # noqa: BLE001,S110 - optional; the unoptimised graph is valid too
         pass
 
