@@ -33,6 +33,7 @@ import numpy as np
 from scipy import fft as sfft
 
 from vision3d.errors import InputError
+from vision3d.io.images import unit_float
 
 __all__ = ["ReynoldsConfig", "reynolds_components", "reynolds_flow", "reynolds_rgb", "to_grey"]
 
@@ -115,16 +116,9 @@ def to_grey(img: np.ndarray, name: str = "image") -> np.ndarray:
         raise InputError(f"{name} has shape {a.shape}, expected (H,W), (H,W,3) or (H,W,4)")
     if a.shape[0] < 2 or a.shape[1] < 2:
         raise InputError(f"{name} is {a.shape[1]}x{a.shape[0]} pixels; flow needs at least 2x2")
-    if a.dtype == np.uint8:
-        f = a.astype(np.float32) / 255.0
-    elif a.dtype == np.uint16:
-        f = a.astype(np.float32) / 65535.0
-    elif a.dtype == bool:
-        f = a.astype(np.float32)
-    elif np.issubdtype(a.dtype, np.number):
-        f = np.clip(np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    else:
-        raise InputError(f"{name} has dtype {a.dtype}, expected uint8, uint16 or float")
+    f = unit_float(a)
+    if a.dtype.kind == "f":
+        f = np.clip(np.nan_to_num(f, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     if f.ndim == 3:
         f = f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
     return np.ascontiguousarray(f, np.float32)

@@ -66,17 +66,22 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise InputError(f"not a readable image ({type(e).__name__})", path=path) from e
 
 
+def unit_float(a: np.ndarray) -> np.ndarray:
+    """uint8/uint16 scaled to [0,1], bool to 0/1, other numbers as they are; float32, any shape."""
+    a = np.asarray(a)
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / 65535.0
+    if not (a.dtype == bool or np.issubdtype(a.dtype, np.number)):
+        raise InputError(f"image has dtype {a.dtype}, expected uint8, uint16 or float")
+    return a.astype(np.float32)
+
+
 def to_float_rgb(a: np.ndarray) -> np.ndarray:
     """Any uint8/uint16/float array, grey/RGB/RGBA, → float32 ``(H,W,3)`` in [0,1] (alpha dropped)."""
     a = np.asarray(a)
-    if a.dtype == np.uint8:
-        f = a.astype(np.float32) / 255.0
-    elif a.dtype == np.uint16:
-        f = a.astype(np.float32) / 65535.0
-    elif a.dtype == bool:
-        f = a.astype(np.float32)
-    else:
-        f = a.astype(np.float32)
+    f = unit_float(a)
     if f.ndim == 2:
         f = np.repeat(f[..., None], 3, axis=2)
     elif f.ndim == 3 and f.shape[2] == 1:
