@@ -94,7 +94,8 @@ def model_card(name: str, model, args, steps_done: int, seconds: float, history:
              f"- **Optimisation:** AdamW lr {args.lr} (one-cycle), weight decay {args.wd}, grad clip 1.0, "
              f"{steps_done} steps",
              f"- **Compute:** {platform.machine()} CPU, {torch.get_num_threads()} threads, {seconds / 60:.1f} min "
-             f"(`python scripts/train_flow.py --model {name} --minutes {args.minutes} --steps {args.steps}`)",
+             f"(`python scripts/train_flow.py --model {name} --steps {args.steps} --width {args.width} "
+             f"--height {args.height} --batch {args.batch}`, with `--resume` to continue)",
              "- **Knowledge distillation:** none (the paper distils from a large teacher; no teacher weights exist "
              "here)" if name == "compactflownet" else "- **Pre-training:** none (the paper starts from ImageNet Twins "
              "weights and FlyingChairs/Things; neither is available here)",
@@ -156,10 +157,12 @@ def main() -> None:
                          tuple(a.photos))
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=1, prefetch_factor=4,
                                          persistent_workers=True)
-    t0, losses, last_val = time.time(), [], {}
+    prev_minutes = history[-1]["minutes"] if history else 0.0  # wall time of earlier (resumed) sessions
+    t_session = time.time()
+    t0, losses, last_val = t_session - 60 * prev_minutes, [], {}
     budget = a.minutes * 60
     for images, flow, valid in loader:
-        if step >= a.steps or time.time() - t0 > budget:
+        if step >= a.steps or time.time() - t_session > budget:
             break
         images, flow, valid = images.to(a.device), flow.to(a.device), valid.to(a.device)
         outputs = model(images)
