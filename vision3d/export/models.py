@@ -14,7 +14,8 @@ from pathlib import Path
 from vision3d.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
-CHECKPOINT_DIR = REPO / "assets" / "checkpoints"
+from vision3d.io.checkpoint import SHIPPED_CHECKPOINTS as CHECKPOINT_DIR  # noqa: E402
+from vision3d.io.checkpoint import default_checkpoint  # noqa: E402,F401
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,6 @@ class ExportableModel:
     default_checkpoint: Path
 
 
-def default_checkpoint(name: str) -> Path:
-    return CHECKPOINT_DIR / name / f"{name}.safetensors"
 
 
 # compactflownet ------------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import numpy as np
 from vision3d.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
-CHECKPOINT_DIR = REPO / "assets" / "checkpoints"
+from vision3d.io.checkpoint import SHIPPED_CHECKPOINTS as CHECKPOINT_DIR  # noqa: E402
+from vision3d.io.checkpoint import default_checkpoint  # noqa: E402,F401
 
 
 def model_class(name: str):
@@ -29,8 +30,6 @@ def model_class(name: str):
     raise InputError(f"unknown learned flow model {name!r}", fix="use compactflownet or streamflow")
 
 
-def default_checkpoint(name: str) -> Path:
-    return CHECKPOINT_DIR / name / f"{name}.safetensors"
 
 
 def load_flow_model(name: str, checkpoint: str | Path | None = None, device="cpu"):

@@ -139,3 +139,11 @@ def load_checkpoint(path: str | Path, model: str | None = None) -> tuple[dict, d
     if extra is not None:
         meta["extra"] = extra
     return state, config, meta
+
+
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parents[2] / "assets" / "checkpoints"
+
+
+def default_checkpoint(name: str) -> Path:
+    """Where the shipped checkpoint of model ``name`` lives: ``assets/checkpoints/<name>/<name>.safetensors``."""
+    return SHIPPED_CHECKPOINTS / name / f"{name}.safetensors"
