@@ -78,10 +78,16 @@ def unit_float(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32)
 
 
-def to_float_rgb(a: np.ndarray) -> np.ndarray:
-    """Any uint8/uint16/float array, grey/RGB/RGBA, → float32 ``(H,W,3)`` in [0,1] (alpha dropped)."""
+def to_float_rgb(a: np.ndarray, background=None) -> np.ndarray:
+    """Any uint8/uint16/float array, grey/RGB/RGBA, → float32 ``(H,W,3)`` in [0,1].
+
+    Alpha is dropped, or, with ``background`` (an RGB triple in [0,1]), composited over that colour.
+    """
     a = np.asarray(a)
     f = unit_float(a)
+    if background is not None and f.ndim == 3 and f.shape[2] == 4:
+        alpha = f[..., 3:4]
+        f = f[..., :3] * alpha + np.asarray(background, np.float32).reshape(1, 1, 3) * (1 - alpha)
     if f.ndim == 2:
         f = np.repeat(f[..., None], 3, axis=2)
     elif f.ndim == 3 and f.shape[2] == 1:
@@ -93,8 +99,9 @@ def to_float_rgb(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(f)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file → float32 ``(H,W,3)`` RGB in [0,1] (grey, RGBA and 16-bit handled)."""
+def read_image(path: str | Path, background=None) -> np.ndarray:
+    """An image file → float32 ``(H,W,3)`` RGB in [0,1] (grey, RGBA and 16-bit handled; RGBA composited over
+    ``background`` when given, else its alpha is dropped)."""
     path = Path(path)
     w, h = image_size(path)
     check_resolution(w, h, path)
@@ -107,7 +114,7 @@ def read_image(path: str | Path) -> np.ndarray:
             raise InputError(f"cannot decode image ({e})", path=path) from e
     elif a.ndim == 3:
         a = cv2.cvtColor(a, cv2.COLOR_BGRA2RGBA if a.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    return to_float_rgb(a)
+    return to_float_rgb(a, background)
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -119,7 +126,7 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def write_image(path: str | Path, img: np.ndarray, bits: int = 8) -> Path:
-    """Write a float [0,1] or uint8 image (grey or RGB) atomically; PNG may be 16-bit (``bits=16``)."""
+    """Write a float [0,1] or uint8 image (grey, RGB or RGBA) atomically; PNG may be 16-bit (``bits=16``)."""
     path = Path(path)
     img = np.asarray(img)
     if bits == 16:
@@ -127,7 +134,7 @@ def write_image(path: str | Path, img: np.ndarray, bits: int = 8) -> Path:
     else:
         out = to_uint8(img)
     if out.ndim == 3:
-        out = cv2.cvtColor(out, cv2.COLOR_RGB2BGR)
+        out = cv2.cvtColor(out, cv2.COLOR_RGBA2BGRA if out.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     ext = path.suffix.lower()
     if ext not in IMAGE_SUFFIXES:
         raise InputError(f"unsupported image format {ext!r}", path=path, fix="use .png or .jpg")

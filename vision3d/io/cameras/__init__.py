@@ -10,6 +10,7 @@ from vision3d.io.cameras.colmap import (
     read_colmap_cameras,
     read_colmap_images,
     read_colmap_intrinsics,
+    read_colmap_points,
     write_colmap,
 )
 from vision3d.io.cameras.llff import read_llff, write_llff
@@ -24,7 +25,7 @@ from vision3d.io.cameras.tum import (
 
 __all__ = [
     "TARTANAIR_K", "TARTANAIR_SIZE", "ColmapCamera", "read_colmap", "read_colmap_cameras", "read_colmap_images",
-    "read_colmap_intrinsics", "read_llff", "read_tartanair_poses", "read_transforms", "read_tum_cameras",
+    "read_colmap_intrinsics", "read_colmap_points", "read_llff", "read_tartanair_poses", "read_transforms", "read_tum_cameras",
     "read_tum_trajectory", "resolve_image_path", "tum_cameras", "write_colmap", "write_llff",
     "write_tartanair_poses", "write_transforms", "write_tum_trajectory",
 ]

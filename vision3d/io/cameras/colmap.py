@@ -179,3 +179,21 @@ def write_colmap(folder: str | Path, cameras: Cameras | list[Camera], names: lis
                "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n"
                "# Number of points: 0, mean track length: 0\n")
     return folder
+
+
+def read_colmap_points(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``points3D.txt`` → world points ``(M,3)`` and RGB colours ``(M,3)`` in [0,1] (empty arrays if absent)."""
+    p = Path(folder) / "points3D.txt"
+    if not p.is_file():
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
+    xyz, rgb = [], []
+    for i, line in _lines(p):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            xyz.append([float(v) for v in parts[1:4]])
+            rgb.append([int(v) / 255.0 for v in parts[4:7]])
+        except (ValueError, IndexError):
+            raise corrupt(p, "COLMAP points3D.txt", f"line {i} is not 'ID X Y Z R G B ERROR TRACK...'") from None
+    return np.asarray(xyz, np.float32).reshape(-1, 3), np.asarray(rgb, np.float32).reshape(-1, 3)
