@@ -92,9 +92,12 @@ def _sorted_visible(p: Projected) -> tuple[torch.Tensor, torch.Tensor]:
 def _enumerate(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For ``counts`` per item: the owning item and the 0-based index within it, for every element."""
     total = int(counts.sum())
-    owner = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts, output_size=total)
-    local = torch.arange(total, device=counts.device) - (torch.cumsum(counts, 0) - counts).index_select(0, owner)
-    return owner, local
+    it = torch.int32 if total < 2 ** 31 else torch.int64  # int32 halves the memory traffic of the big arrays
+    counts = counts.to(it)
+    owner = torch.repeat_interleave(torch.arange(len(counts), device=counts.device, dtype=it), counts,
+                                    output_size=total)
+    starts = (torch.cumsum(counts, 0, dtype=it) - counts).index_select(0, owner)
+    return owner, torch.arange(total, device=counts.device, dtype=it) - starts
 
 
 def _pixel_pairs(m: torch.Tensor, conic: torch.Tensor, level: torch.Tensor, y0: torch.Tensor, y1: torch.Tensor,
@@ -105,14 +108,14 @@ def _pixel_pairs(m: torch.Tensor, conic: torch.Tensor, level: torch.Tensor, y0: 
     boxes never become pairs. A 1e-3 px margin keeps boundary pixels; the exact test happens later.
     """
     rowner, rlocal = _enumerate((y1 - y0 + 1).clamp_min(0))
-    py = y0[rowner] + rlocal
+    py = y0.index_select(0, rowner).to(rlocal.dtype) + rlocal
     a, b, c = conic[rowner].unbind(1)
     dy = m[rowner, 1] - py
     disc = (b * b - a * c) * dy * dy + 2 * a * level[rowner]
     s = torch.sqrt(disc.clamp_min(0))
     mx = m[rowner, 0]
-    lo = torch.maximum(torch.ceil(mx - (-b * dy + s) / a - 1e-3), x0[rowner].to(m.dtype)).long()
-    hi = torch.minimum(torch.floor(mx - (-b * dy - s) / a + 1e-3), x1[rowner].to(m.dtype)).long()
+    lo = torch.maximum(torch.ceil(mx - (-b * dy + s) / a - 1e-3), x0[rowner].to(m.dtype)).to(py.dtype)
+    hi = torch.minimum(torch.floor(mx - (-b * dy - s) / a + 1e-3), x1[rowner].to(m.dtype)).to(py.dtype)
     n = torch.where(disc >= 0, (hi - lo + 1).clamp_min(0), torch.zeros_like(lo))
     span, local = _enumerate(n)
     return rowner.index_select(0, span), lo.index_select(0, span) + local, py.index_select(0, span)
@@ -161,9 +164,8 @@ def composite(p: Projected, features: torch.Tensor, width: int, height: int,
             owner, pxi, pyi = _pixel_pairs(m, conic, level, ylo, yhi, x0, x1)
             if len(owner) == 0:
                 continue
-            key = (cam.index_select(0, owner) * height + pyi) * width + pxi
-            if n_pix < 2 ** 31:
-                key = key.int()  # int32 sorts and gathers faster
+            it = torch.int32 if n_pix < 2 ** 31 else torch.int64  # int32 sorts and gathers faster
+            key = (cam.to(it).index_select(0, owner) * height + pyi.to(it)) * width + pxi.to(it)
             key, perm = torch.sort(key, stable=True)  # pixel-major, depth order kept inside a pixel
             owner = owner.index_select(0, perm)
             px = pxi.index_select(0, perm).to(dtype)
