@@ -21,7 +21,7 @@ class FitJobConfig:
     downscale: float = 1.0
     steps: int = 3000
     sh_degree: int = 3
-    init_points: int = 20_000
+    init_points: int | None = None
     init_max_px: float | None = None
     max_gaussians: int | None = None
     eval_every: int = 0

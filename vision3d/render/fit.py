@@ -28,9 +28,9 @@ class FitConfig:
     steps: int = 3000
     sh_degree: int = 3
     sh_interval: int = 1000
-    init_points: int = 20_000  # random initialisation when the dataset has no points
+    init_points: int | None = None  # random initialisation when the data has none (None: 100k CUDA, 10k CPU)
     init_opacity: float = 0.1
-    init_max_px: float | None = None  # cap initial scales at this many pixels of footprint (bounds CPU cost)
+    init_max_px: float | None = None  # cap random-init sizes at this many pixels (None: 1 on CPU, no cap on CUDA)
     ssim_lambda: float = 0.2
     lr_means: float = 1.6e-4
     lr_means_final: float = 1.6e-6
@@ -107,16 +107,20 @@ def init_params(dataset: PosedDataset, cfg: FitConfig, device) -> torch.nn.Param
         pts = dataset.points
         cols = dataset.point_colors if dataset.point_colors is not None else np.full_like(pts, 0.5)
     else:
-        pts, cols = _init_random(cfg.init_points, dataset, rng)
+        cpu = torch.device(device).type == "cpu"
+        pts, cols = _init_random(cfg.init_points or (10_000 if cpu else 100_000), dataset, rng)
     n = len(pts)
     k = (cfg.sh_degree + 1) ** 2
     quats = np.zeros((n, 4), np.float32)
     quats[:, 0] = 1
     scales = _nn_scale(pts)
-    if cfg.init_max_px:
+    cap = cfg.init_max_px
+    if cap is None and dataset.points is None and torch.device(device).type == "cpu":
+        cap = 1.0  # random points are far apart: uncapped they cover the screen and cost ~30 pairs more per pixel
+    if cap:
         cams = dataset.train.cameras
         dist = np.median(np.linalg.norm(cams.centers[None] - pts[:, None], axis=2), axis=1)
-        scales = np.minimum(scales, cfg.init_max_px * dist / float(np.median(cams.K[:, 0, 0])))
+        scales = np.minimum(scales, cap * dist / float(np.median(cams.K[:, 0, 0])))
     p = {"means": pts, "scales": np.log(scales)[:, None].repeat(3, 1), "quats": quats,
          "opacities": np.full(n, logit(cfg.init_opacity), np.float32),
          "sh0": rgb_to_sh0(cols)[:, None, :].astype(np.float32), "shN": np.zeros((n, k - 1, 3), np.float32)}

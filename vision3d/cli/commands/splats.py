@@ -17,9 +17,12 @@ def fit_splats(
     downscale: float = typer.Option(1.0, "--downscale", help="divide the image size by this"),
     steps: int = typer.Option(3000, "--steps", help="optimisation steps"),
     sh_degree: int = typer.Option(3, "--sh-degree", help="spherical-harmonics degree of the colours (0..3)"),
-    init_points: int = typer.Option(20000, "--init-points", help="random initial points when the data has none"),
+    init_points: Optional[int] = typer.Option(None, "--init-points",
+                                              help="random initial points when the data has none "
+                                                   "(default 100k on CUDA, 10k on CPU)"),
     init_max_px: Optional[float] = typer.Option(None, "--init-max-px",
-                                                help="cap initial Gaussian sizes at this many pixels (faster on CPU)"),
+                                                help="cap random-init sizes at this many pixels "
+                                                     "(default 1 on CPU, none on CUDA)"),
     max_gaussians: Optional[int] = typer.Option(None, "--max-gaussians", help="stop densifying at this count"),
     eval_every: int = typer.Option(0, "--eval-every", help="score the test views every N steps (0: at the end)"),
     backend: str = typer.Option("auto", "--backend", help="auto | torch | gsplat"),
