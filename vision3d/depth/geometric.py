@@ -1,0 +1,213 @@
+"""Training-free depth for a moving camera: dense flow + two-view geometry, scale-consistent over a video.
+
+Per frame ``t`` a partner ahead and one behind are chosen by trying growing offsets until the median angle
+between the triangulated rays reaches ``target_parallax_deg`` (flow magnitude alone is fooled by rotation),
+and the two depth maps are fused (what leaves the view on one side is seen on the other); dense
+DIS flow both ways gives correspondences, forward–backward consistent ones feed a RANSAC essential matrix
+(OpenCV, known or guessed intrinsics) and ``recoverPose``; every consistent pixel is triangulated in closed
+form. Pixels are unreliable where the rays are nearly parallel (low parallax), where the flow disagrees
+with the epipolar geometry (Sampson error: moving objects) or where the flow fails its consistency check;
+the confidence map says so and the holes are filled by confidence-weighted push–pull interpolation in
+inverse depth. Each frame's unknown scale is chained to the previous frame's by the median depth ratio at
+flow-matched confident pixels, so the whole video shares one (unknown) scale: the output kind is
+``relative`` (metric up to one global factor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vision3d.errors import InputError
+from vision3d.flow.classical import dis_flow
+from vision3d.flow.consistency import fb_occlusion
+
+
+@dataclass
+class GeometricConfig:
+    target_parallax_deg: float = 2.0  # stop searching partners once the median ray angle reaches this
+    offsets: tuple[int, ...] = (2, 4, 8, 12, 16)  # partner offsets tried (ahead; behind near the end)
+    sampson_px: float = 1.5  # epipolar error above this → moving / unreliable
+    min_parallax_deg: float = 0.5  # ray angles below this → unreliable
+    focal_guess: float = 1.0  # focal = focal_guess · max(W, H) when K is not given (~53° horizontal FoV)
+    ransac_px: float = 1.0
+    keep_confidence: float = 0.5  # below this the filled (smoothed) inverse depth replaces the raw value
+    flow_preset: str = "medium"
+
+
+@dataclass
+class TwoView:
+    depth: np.ndarray  # (H,W) z-depth in the pair's unit baseline, NaN where not triangulated
+    confidence: np.ndarray  # (H,W) in [0,1]
+    flow: np.ndarray  # (2,H,W) flow to the partner
+    inliers: float  # RANSAC inlier fraction
+    parallax: float  # median ray angle (degrees) of the triangulated pixels
+
+
+def guess_K(width: int, height: int, focal_guess: float = 1.0) -> np.ndarray:
+    f = focal_guess * max(width, height)
+    return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1.0]])
+
+
+def _sampson(F: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
+    """Sampson distance (px²) of correspondences ``(N,2)`` under the fundamental matrix ``F``."""
+    h0 = np.c_[x0, np.ones(len(x0))]
+    h1 = np.c_[x1, np.ones(len(x1))]
+    Fx0 = h0 @ F.T
+    Ftx1 = h1 @ F
+    num = np.sum(h1 * Fx0, 1) ** 2
+    return num / (Fx0[:, 0] ** 2 + Fx0[:, 1] ** 2 + Ftx1[:, 0] ** 2 + Ftx1[:, 1] ** 2 + 1e-12)
+
+
+def two_view_depth(img0: np.ndarray, img1: np.ndarray, K: np.ndarray, cfg: GeometricConfig,
+                   rng: np.random.Generator) -> TwoView | None:
+    """Depth of ``img0`` from the pair (unit baseline); None when the geometry cannot be estimated."""
+    h, w = img0.shape[:2]
+    fw = dis_flow(img0, img1, cfg.flow_preset)
+    bw = dis_flow(img1, img0, cfg.flow_preset)
+    occ = fb_occlusion(fw, bw)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    x0 = np.stack([xs.ravel(), ys.ravel()], 1)
+    x1 = x0 + fw.reshape(2, -1).T
+    inside = (x1[:, 0] >= 0) & (x1[:, 0] <= w - 1) & (x1[:, 1] >= 0) & (x1[:, 1] <= h - 1)
+    good = (~occ.ravel()) & inside
+    idx = np.flatnonzero(good)
+    if len(idx) < 50:
+        return None
+    pick = rng.choice(idx, size=min(len(idx), 6000), replace=False)
+    E, mask = cv2.findEssentialMat(x0[pick], x1[pick], K, cv2.RANSAC, 0.999, cfg.ransac_px)
+    if E is None or E.shape != (3, 3):
+        return None
+    n_in, R, t, _ = cv2.recoverPose(E, x0[pick], x1[pick], K, mask=mask.copy())
+    Kinv = np.linalg.inv(K)
+    F = Kinv.T @ E @ Kinv
+    sampson = np.sqrt(_sampson(F, x0, x1))
+    # closed-form two-ray triangulation: d0·R r0 + t = d1·r1  →  least squares in (d0, d1)
+    r0 = np.c_[x0, np.ones(len(x0))] @ Kinv.T
+    r1 = np.c_[x1, np.ones(len(x1))] @ Kinv.T
+    a = r0 @ R.T  # R r0
+    t = t.ravel()
+    aa, bb, ab = np.sum(a * a, 1), np.sum(r1 * r1, 1), np.sum(a * r1, 1)
+    at, bt = a @ t, r1 @ t
+    det = aa * bb - ab * ab
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d0 = (-bb * at + ab * bt) / det
+        d1 = (aa * bt - ab * at) / det
+        cosang = ab / np.sqrt(aa * bb)
+    parallax = np.degrees(np.arccos(np.clip(cosang, -1, 1)))
+    ok = good & (d0 > 0) & (d1 > 0) & np.isfinite(d0) & (sampson < cfg.sampson_px)
+    z0 = d0 * r0[:, 2]
+    depth = np.where(ok, z0, np.nan).reshape(h, w).astype(np.float32)
+    conf = (ok * np.clip(parallax / (4 * cfg.min_parallax_deg), 0, 1)
+            * np.exp(-(sampson / cfg.sampson_px) ** 2)).reshape(h, w)
+    conf[parallax.reshape(h, w) < cfg.min_parallax_deg] = 0
+    med = float(np.median(parallax[ok])) if ok.any() else 0.0
+    return TwoView(depth, conf.astype(np.float32), fw, float(n_in) / max(len(pick), 1), med)
+
+
+def push_pull_fill(values: np.ndarray, weights: np.ndarray, levels: int = 12) -> np.ndarray:
+    """Fill holes (weight 0) by confidence-weighted push–pull over an image pyramid; keeps known values."""
+    vw = [np.nan_to_num(values * weights).astype(np.float32)]
+    ws = [weights.astype(np.float32)]
+    for _ in range(levels):
+        if min(vw[-1].shape) <= 2:
+            break
+        vw.append(cv2.pyrDown(vw[-1]))
+        ws.append(cv2.pyrDown(ws[-1]))
+    filled = vw[-1] / np.maximum(ws[-1], 1e-8)
+    for lv in range(len(vw) - 2, -1, -1):
+        up = cv2.resize(filled, (vw[lv].shape[1], vw[lv].shape[0]), interpolation=cv2.INTER_LINEAR)
+        wl = np.clip(ws[lv], 0, 1)
+        own = vw[lv] / np.maximum(ws[lv], 1e-8)
+        filled = wl * own + (1 - wl) * up
+    return filled
+
+
+def _best_pair(frames, t: int, K: np.ndarray, cfg: GeometricConfig, rng, direction: int) -> TwoView | None:
+    """Partner ``t + direction·k`` for growing ``k`` until the median parallax reaches the target; the best."""
+    best = None
+    for k in cfg.offsets:
+        s = t + direction * k
+        if not 0 <= s < len(frames):
+            break
+        tv = two_view_depth(frames[t], frames[s], K, cfg, rng)
+        if tv is not None and (best is None or tv.parallax * tv.inliers > best.parallax * best.inliers):
+            best = tv
+        if best is not None and best.parallax >= cfg.target_parallax_deg:
+            break
+    return best
+
+
+def _fuse(a: TwoView | None, b: TwoView | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fuse the forward and backward pairs (each with its own unit baseline) into one depth + confidence.
+
+    Pixels leaving the view on one side are usually seen on the other; ``b`` is scaled to ``a`` by the median
+    depth ratio where both are confident, then the two are averaged in inverse depth by confidence.
+    """
+    views = [v for v in (a, b) if v is not None and np.isfinite(v.depth).any()]
+    if not views:
+        return None
+    if len(views) == 1:
+        return views[0].depth, views[0].confidence
+    a, b = views
+    both = (a.confidence > 0.3) & (b.confidence > 0.3)
+    if both.sum() < 100:
+        return (a.depth, a.confidence) if a.confidence.sum() >= b.confidence.sum() else (b.depth, b.confidence)
+    db = b.depth * float(np.median(a.depth[both] / b.depth[both]))
+    wa, wb = np.where(np.isfinite(a.depth), a.confidence, 0), np.where(np.isfinite(db), b.confidence, 0)
+    inv = (wa * np.nan_to_num(1 / a.depth) + wb * np.nan_to_num(1 / db)) / np.maximum(wa + wb, 1e-9)
+    with np.errstate(divide="ignore"):
+        depth = np.where(wa + wb > 0, 1.0 / inv, np.nan).astype(np.float32)
+    return depth, np.maximum(wa, wb).astype(np.float32)
+
+
+def geometric_depths(frames: list[np.ndarray], K: np.ndarray | None = None, cfg: GeometricConfig | None = None,
+                     seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Scale-consistent depth and confidence for every frame of a video (at least two frames)."""
+    cfg = cfg or GeometricConfig()
+    n = len(frames)
+    if n < 2:
+        raise InputError("geometric depth needs a moving camera: give at least two frames of a video",
+                         fix="use a learned method (futuredepth/primedepth) for single images")
+    h, w = frames[0].shape[:2]
+    K = guess_K(w, h, cfg.focal_guess) if K is None else np.asarray(K, np.float64)
+    rng = np.random.default_rng(seed)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    prev_depth, prev_conf = None, None
+    for t in range(n):
+        fused = _fuse(_best_pair(frames, t, K, cfg, rng, +1), _best_pair(frames, t, K, cfg, rng, -1))
+        if fused is None:
+            depth = np.full((h, w), np.nan, np.float32)
+            conf = np.zeros((h, w), np.float32)
+        else:
+            depth, conf = fused
+        if prev_depth is not None and np.isfinite(depth).any():
+            # chain the scale: frame t-1's depth sampled where its pixels moved to in frame t
+            f = dis_flow(frames[t - 1], frames[t], cfg.flow_preset)
+            ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+            mx, my = xs + f[0], ys + f[1]
+            dt = cv2.remap(np.nan_to_num(depth, nan=0), mx, my, cv2.INTER_NEAREST, borderValue=0)
+            ct = cv2.remap(conf, mx, my, cv2.INTER_NEAREST, borderValue=0)
+            m = (prev_conf > 0.3) & (ct > 0.3) & (dt > 0) & np.isfinite(prev_depth)
+            if m.sum() > 100:
+                depth = depth * float(np.median(prev_depth[m] / dt[m]))
+            elif out:
+                depth = depth * float(np.nanmedian(out[-1][0]) / max(np.nanmedian(depth), 1e-9))
+        valid = np.isfinite(depth) & (conf > 0)
+        if valid.any():
+            inv = push_pull_fill(np.where(valid, 1.0 / np.where(valid, depth, 1), 0), conf * valid)
+            keep = valid & (conf >= cfg.keep_confidence)  # trusted pixels keep their triangulated depth
+            trusted = 1.0 / depth[keep] if keep.any() else inv[valid]
+            floor = 0.5 * float(np.percentile(trusted, 1))  # filled pixels stay within the trusted depth range
+            dense = np.where(keep, depth, 1.0 / np.maximum(inv, max(floor, 1e-9))).astype(np.float32)
+        elif out:
+            dense = out[-1][0].copy()
+        else:
+            dense = np.ones((h, w), np.float32)
+        out.append((dense, conf.astype(np.float32)))
+        prev_depth, prev_conf = np.where(valid, depth, np.nan), conf
+    # express everything relative to the median depth of the first frame (one global unknown scale)
+    ref = float(np.median(out[0][0]))
+    return [(d / max(ref, 1e-9), c) for d, c in out]
