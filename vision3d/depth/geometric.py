@@ -1,8 +1,9 @@
 """Training-free depth for a moving camera: dense flow + two-view geometry, scale-consistent over a video.
 
-Per frame ``t`` a partner ahead and one behind are chosen by trying growing offsets until the median angle
-between the triangulated rays reaches ``target_parallax_deg`` (flow magnitude alone is fooled by rotation),
-and the two depth maps are fused (what leaves the view on one side is seen on the other); dense
+Per frame ``t`` partners ahead and behind at growing offsets are used until the median angle between the
+triangulated rays reaches ``target_parallax_deg`` (flow magnitude alone is fooled by rotation), and all
+their depth maps are fused in inverse depth (short baselines measure near objects, long ones far ones; what
+leaves the view on one side is seen on the other); dense
 DIS flow both ways gives correspondences, forward–backward consistent ones feed a RANSAC essential matrix
 (OpenCV, known or guessed intrinsics) and ``recoverPose``; every consistent pixel is triangulated in closed
 form. Pixels are unreliable where the rays are nearly parallel (low parallax), where the flow disagrees
@@ -61,6 +62,59 @@ def _sampson(F: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
     return num / (Fx0[:, 0] ** 2 + Fx0[:, 1] ** 2 + Ftx1[:, 0] ** 2 + Ftx1[:, 1] ** 2 + 1e-12)
 
 
+def _skew(v: np.ndarray) -> np.ndarray:
+    return np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+
+
+def refine_pose(R: np.ndarray, t: np.ndarray, x0: np.ndarray, x1: np.ndarray, K: np.ndarray,
+                max_points: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares refinement of a relative pose (5 DoF) on all RANSAC inliers, minimising the Sampson
+    error; the minimal-sample estimate alone leaves a rotation/translation bias that small baselines amplify."""
+    from scipy.optimize import least_squares
+    from scipy.spatial.transform import Rotation
+
+    if len(x0) < 8:
+        return R, t
+    step = max(1, len(x0) // max_points)
+    a, b = x0[::step], x1[::step]
+    Kinv = np.linalg.inv(K)
+    h0, h1 = np.c_[a, np.ones(len(a))], np.c_[b, np.ones(len(b))]
+
+    def residual(p):
+        Rm = Rotation.from_rotvec(p[:3]).as_matrix()
+        tv = p[3:] / max(np.linalg.norm(p[3:]), 1e-12)
+        F = Kinv.T @ _skew(tv) @ Rm @ Kinv
+        Fx0, Ftx1 = h0 @ F.T, h1 @ F
+        num = np.sum(h1 * Fx0, 1)
+        return num / np.sqrt(Fx0[:, 0] ** 2 + Fx0[:, 1] ** 2 + Ftx1[:, 0] ** 2 + Ftx1[:, 1] ** 2 + 1e-12)
+
+    p0 = np.r_[Rotation.from_matrix(R).as_rotvec(), t]
+    sol = least_squares(residual, p0, loss="huber", f_scale=1.0, max_nfev=50)
+    tv = sol.x[3:] / max(np.linalg.norm(sol.x[3:]), 1e-12)
+    return Rotation.from_rotvec(sol.x[:3]).as_matrix(), tv
+
+
+def _triangulate(R: np.ndarray, t: np.ndarray, x0: np.ndarray, x1: np.ndarray, Kinv: np.ndarray):
+    """Closed-form two-ray triangulation ``d0·R r0 + t = d1·r1`` (least squares): depths along the rays
+    (z-depth for ``d0``, since r0 has z = 1), and the angle between the rays in degrees."""
+    r0 = np.c_[x0, np.ones(len(x0))] @ Kinv.T
+    r1 = np.c_[x1, np.ones(len(x1))] @ Kinv.T
+    a = r0 @ R.T
+    aa, bb, ab = np.sum(a * a, 1), np.sum(r1 * r1, 1), np.sum(a * r1, 1)
+    at, bt = a @ t, r1 @ t
+    det = aa * bb - ab * ab
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d0 = (-bb * at + ab * bt) / det
+        d1 = (aa * bt - ab * at) / det
+        cosang = ab / np.sqrt(aa * bb)
+    return d0, d1, np.degrees(np.arccos(np.clip(cosang, -1, 1)))
+
+
+def _in_front(R, t, x0, x1, Kinv) -> int:
+    d0, d1, _ = _triangulate(R, t, x0[::10], x1[::10], Kinv)
+    return int(np.sum((d0 > 0) & (d1 > 0)))
+
+
 def two_view_depth(img0: np.ndarray, img1: np.ndarray, K: np.ndarray, cfg: GeometricConfig,
                    rng: np.random.Generator) -> TwoView | None:
     """Depth of ``img0`` from the pair (unit baseline); None when the geometry cannot be estimated."""
@@ -82,28 +136,27 @@ def two_view_depth(img0: np.ndarray, img1: np.ndarray, K: np.ndarray, cfg: Geome
         return None
     n_in, R, t, _ = cv2.recoverPose(E, x0[pick], x1[pick], K, mask=mask.copy())
     Kinv = np.linalg.inv(K)
+    inl = pick[mask.ravel() > 0]
+    R, t = refine_pose(R, t.ravel(), x0[inl], x1[inl], K)
+    if _in_front(R, -t, x0[inl], x1[inl], Kinv) > _in_front(R, t, x0[inl], x1[inl], Kinv):
+        t = -t  # the Sampson error cannot tell t from −t: cheirality decides
+    E = _skew(t) @ R
     F = Kinv.T @ E @ Kinv
     sampson = np.sqrt(_sampson(F, x0, x1))
-    # closed-form two-ray triangulation: d0·R r0 + t = d1·r1  →  least squares in (d0, d1)
-    r0 = np.c_[x0, np.ones(len(x0))] @ Kinv.T
-    r1 = np.c_[x1, np.ones(len(x1))] @ Kinv.T
-    a = r0 @ R.T  # R r0
-    t = t.ravel()
-    aa, bb, ab = np.sum(a * a, 1), np.sum(r1 * r1, 1), np.sum(a * r1, 1)
-    at, bt = a @ t, r1 @ t
-    det = aa * bb - ab * ab
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d0 = (-bb * at + ab * bt) / det
-        d1 = (aa * bt - ab * at) / det
-        cosang = ab / np.sqrt(aa * bb)
-    parallax = np.degrees(np.arccos(np.clip(cosang, -1, 1)))
-    ok = good & (d0 > 0) & (d1 > 0) & np.isfinite(d0) & (sampson < cfg.sampson_px)
-    z0 = d0 * r0[:, 2]
-    depth = np.where(ok, z0, np.nan).reshape(h, w).astype(np.float32)
-    conf = (ok * np.clip(parallax / (4 * cfg.min_parallax_deg), 0, 1)
+    d0, d1, parallax = _triangulate(R, t, x0, x1, Kinv)
+    # Inverse depth is what two views measure with uniform uncertainty (σ(1/d) ∝ flow error / baseline):
+    # far pixels with tiny parallax still say "far", so keep them (clamped at 0) instead of dropping them.
+    ok = good & np.isfinite(d0) & (sampson < cfg.sampson_px) & ~((d0 < 0) & (d1 < 0))
+    front = ok & (d0 > 0) & (d1 > 0)
+    med = float(np.median(parallax[front])) if front.any() else 0.0
+    inv = np.clip(np.where(ok, 1.0 / np.where(d0 != 0, d0, np.inf), np.nan), 0, None)
+    with np.errstate(divide="ignore"):
+        depth = np.where(ok, 1.0 / inv, np.nan).reshape(h, w).astype(np.float32)
+    # the pair's parallax (not each pixel's: a wrong match looks like a large parallax) scales confidence
+    conf = (ok * np.clip(med / (4 * cfg.min_parallax_deg), 0, 1)
             * np.exp(-(sampson / cfg.sampson_px) ** 2)).reshape(h, w)
-    conf[parallax.reshape(h, w) < cfg.min_parallax_deg] = 0
-    med = float(np.median(parallax[ok])) if ok.any() else 0.0
+    if med < cfg.min_parallax_deg:
+        conf[:] = 0  # the whole pair is too close to a pure rotation
     return TwoView(depth, conf.astype(np.float32), fw, float(n_in) / max(len(pick), 1), med)
 
 
@@ -125,42 +178,50 @@ def push_pull_fill(values: np.ndarray, weights: np.ndarray, levels: int = 12) ->
     return filled
 
 
-def _best_pair(frames, t: int, K: np.ndarray, cfg: GeometricConfig, rng, direction: int) -> TwoView | None:
-    """Partner ``t + direction·k`` for growing ``k`` until the median parallax reaches the target; the best."""
-    best = None
+def _pairs(frames, t: int, K: np.ndarray, cfg: GeometricConfig, rng, direction: int) -> list[TwoView]:
+    """Two-view results with partners ``t + direction·k`` for growing ``k``, until the median parallax
+    reaches the target (every one is kept: near objects are measured best by short baselines, far ones
+    by long baselines)."""
+    out = []
     for k in cfg.offsets:
         s = t + direction * k
         if not 0 <= s < len(frames):
             break
         tv = two_view_depth(frames[t], frames[s], K, cfg, rng)
-        if tv is not None and (best is None or tv.parallax * tv.inliers > best.parallax * best.inliers):
-            best = tv
-        if best is not None and best.parallax >= cfg.target_parallax_deg:
-            break
-    return best
+        if tv is not None and np.isfinite(tv.depth).any():
+            out.append(tv)
+            if tv.parallax >= cfg.target_parallax_deg:
+                break
+    return out
 
 
-def _fuse(a: TwoView | None, b: TwoView | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Fuse the forward and backward pairs (each with its own unit baseline) into one depth + confidence.
+def _fuse(views: list[TwoView]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fuse two-view depths (each in its own unit-baseline scale) into one depth + confidence.
 
-    Pixels leaving the view on one side are usually seen on the other; ``b`` is scaled to ``a`` by the median
-    depth ratio where both are confident, then the two are averaged in inverse depth by confidence.
+    Every view is scaled to the most confident one by the median depth ratio where both are confident,
+    then the views are averaged in inverse depth, weighted by confidence; what leaves the view on one side,
+    or is lost by a long baseline, is usually measured by another pair.
     """
-    views = [v for v in (a, b) if v is not None and np.isfinite(v.depth).any()]
+    views = [v for v in views if v.confidence.sum() > 0]
     if not views:
         return None
-    if len(views) == 1:
-        return views[0].depth, views[0].confidence
-    a, b = views
-    both = (a.confidence > 0.3) & (b.confidence > 0.3)
-    if both.sum() < 100:
-        return (a.depth, a.confidence) if a.confidence.sum() >= b.confidence.sum() else (b.depth, b.confidence)
-    db = b.depth * float(np.median(a.depth[both] / b.depth[both]))
-    wa, wb = np.where(np.isfinite(a.depth), a.confidence, 0), np.where(np.isfinite(db), b.confidence, 0)
-    inv = (wa * np.nan_to_num(1 / a.depth) + wb * np.nan_to_num(1 / db)) / np.maximum(wa + wb, 1e-9)
-    with np.errstate(divide="ignore"):
-        depth = np.where(wa + wb > 0, 1.0 / inv, np.nan).astype(np.float32)
-    return depth, np.maximum(wa, wb).astype(np.float32)
+    views.sort(key=lambda v: -float(v.confidence.mean()))
+    ref = views[0]
+    num = np.where(np.isfinite(ref.depth), ref.confidence / np.where(np.isfinite(ref.depth), ref.depth, 1), 0)
+    den = np.where(np.isfinite(ref.depth), ref.confidence, 0)
+    best = den.copy()
+    for v in views[1:]:
+        both = (ref.confidence > 0.3) & (v.confidence > 0.3) & np.isfinite(ref.depth) & np.isfinite(v.depth)
+        if both.sum() < 100:
+            continue
+        scale = float(np.median(ref.depth[both] / v.depth[both]))
+        wv = np.where(np.isfinite(v.depth), v.confidence, 0)
+        num += wv / np.where(np.isfinite(v.depth), v.depth * scale, 1)
+        den += wv
+        best = np.maximum(best, wv)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.where(den > 0, den / num, np.nan).astype(np.float32)
+    return depth, best.astype(np.float32)
 
 
 def geometric_depths(frames: list[np.ndarray], K: np.ndarray | None = None, cfg: GeometricConfig | None = None,
@@ -177,7 +238,7 @@ def geometric_depths(frames: list[np.ndarray], K: np.ndarray | None = None, cfg:
     out: list[tuple[np.ndarray, np.ndarray]] = []
     prev_depth, prev_conf = None, None
     for t in range(n):
-        fused = _fuse(_best_pair(frames, t, K, cfg, rng, +1), _best_pair(frames, t, K, cfg, rng, -1))
+        fused = _fuse(_pairs(frames, t, K, cfg, rng, +1) + _pairs(frames, t, K, cfg, rng, -1))
         if fused is None:
             depth = np.full((h, w), np.nan, np.float32)
             conf = np.zeros((h, w), np.float32)
@@ -197,11 +258,13 @@ def geometric_depths(frames: list[np.ndarray], K: np.ndarray | None = None, cfg:
                 depth = depth * float(np.nanmedian(out[-1][0]) / max(np.nanmedian(depth), 1e-9))
         valid = np.isfinite(depth) & (conf > 0)
         if valid.any():
-            inv = push_pull_fill(np.where(valid, 1.0 / np.where(valid, depth, 1), 0), conf * valid)
-            keep = valid & (conf >= cfg.keep_confidence)  # trusted pixels keep their triangulated depth
-            trusted = 1.0 / depth[keep] if keep.any() else inv[valid]
-            floor = 0.5 * float(np.percentile(trusted, 1))  # filled pixels stay within the trusted depth range
-            dense = np.where(keep, depth, 1.0 / np.maximum(inv, max(floor, 1e-9))).astype(np.float32)
+            inv_obs = np.where(valid, 1.0 / np.where(valid, depth, 1), 0)
+            inv = push_pull_fill(inv_obs, conf * valid)
+            keep = valid & (conf >= cfg.keep_confidence)  # trusted pixels keep their triangulated value
+            inv = np.where(keep, inv_obs, inv)
+            # a floor on inverse depth: nothing farther than twice the far end of the well-measured pixels
+            floor = 0.5 * float(np.percentile(inv[keep] if keep.sum() > 100 else inv[valid], 5))
+            dense = (1.0 / np.maximum(inv, max(floor, 1e-9))).astype(np.float32)
         elif out:
             dense = out[-1][0].copy()
         else:

@@ -64,8 +64,9 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, kind: str = "metric", how: s
         raise InputError(f"only {int(valid.sum())} valid ground-truth pixels", fix="check the depth scale and caps")
     p = align(pred, gt, valid, kind, how)[valid]
     g = gt[valid].astype(np.float64)
-    hi = cap if cap is not None else float(g.max())
-    p = np.clip(np.nan_to_num(p, nan=hi, posinf=hi, neginf=min_depth), min_depth, hi).astype(np.float64)
+    hi = cap if cap is not None else np.inf  # clip to the cap as the protocol does; no cap, no upper clip
+    bad = cap if cap is not None else 10.0 * float(g.max())  # what a NaN/inf prediction counts as
+    p = np.clip(np.nan_to_num(p, nan=bad, posinf=bad, neginf=min_depth), min_depth, hi).astype(np.float64)
     ratio = np.maximum(p / g, g / p)
     return {"abs_rel": float(np.mean(np.abs(p - g) / g)), "sq_rel": float(np.mean((p - g) ** 2 / g)),
             "rmse": float(np.sqrt(np.mean((p - g) ** 2))), "delta1": float(np.mean(ratio < 1.25)),
@@ -73,21 +74,14 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, kind: str = "metric", how: s
             "pixels": int(valid.sum())}
 
 
-def reprojection_flicker(d0: np.ndarray, d1: np.ndarray, K: np.ndarray, T_1_0: np.ndarray,
-                         valid: np.ndarray | None = None) -> float:
-    """Temporal inconsistency between metric depths of consecutive frames.
-
-    Each pixel of frame 0 is lifted with ``d0``, moved by ``T_1_0`` (frame-0 camera → frame-1 camera, the GT
-    relative pose) and compared with ``d1`` sampled where it lands: mean ``|z₀→₁ − d1| / z₀→₁`` over pixels
-    that land inside frame 1 (the TAE-style measure; 0 for perfectly consistent depth).
-    """
+def _reprojection_error(d0: np.ndarray, d1: np.ndarray, K: np.ndarray, T_1_0: np.ndarray):
+    """Per pixel of frame 0: ``|z₀→₁ − d1(warp)| / z₀→₁`` and where it is defined (lands inside frame 1)."""
     import cv2
 
     h, w = d0.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     rays = np.linalg.solve(K, np.stack([xs.ravel(), ys.ravel(), np.ones(h * w)]))
-    pts = rays * d0.ravel().astype(np.float64)
-    q = T_1_0[:3, :3] @ pts + T_1_0[:3, 3:4]
+    q = T_1_0[:3, :3] @ (rays * np.nan_to_num(d0).ravel().astype(np.float64)) + T_1_0[:3, 3:4]
     z = q[2]
     uv = (K @ q)[:2] / np.where(np.abs(z) > 1e-9, z, 1e-9)
     mx, my = uv[0].reshape(h, w).astype(np.float32), uv[1].reshape(h, w).astype(np.float32)
@@ -95,8 +89,28 @@ def reprojection_flicker(d0: np.ndarray, d1: np.ndarray, K: np.ndarray, T_1_0: n
                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     z = z.reshape(h, w)
     ok = np.isfinite(d0) & (d0 > 0) & (z > 1e-6) & (d1s > 0) & (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+    err = np.where(ok, np.abs(z - d1s) / np.where(ok, z, 1), np.nan)
+    return err, ok
+
+
+def covisible(gt0: np.ndarray, gt1: np.ndarray, K: np.ndarray, T_1_0: np.ndarray, tol: float = 0.05) -> np.ndarray:
+    """Pixels of frame 0 that ground truth says are visible in frame 1 (reprojection agrees within ``tol``)."""
+    err, ok = _reprojection_error(gt0, gt1, K, T_1_0)
+    return ok & (np.nan_to_num(err, nan=1.0) < tol)
+
+
+def reprojection_flicker(d0: np.ndarray, d1: np.ndarray, K: np.ndarray, T_1_0: np.ndarray,
+                         valid: np.ndarray | None = None) -> float:
+    """Temporal inconsistency between metric depths of consecutive frames.
+
+    Each pixel of frame 0 is lifted with ``d0``, moved by ``T_1_0`` (frame-0 camera → frame-1 camera, the GT
+    relative pose) and compared with ``d1`` sampled where it lands: mean ``|z₀→₁ − d1| / z₀→₁`` (TAE-style;
+    0 for perfectly consistent depth). ``valid`` restricts it to pixels co-visible in both frames (see
+    ``covisible``), so occlusion boundaries do not count as flicker.
+    """
+    err, ok = _reprojection_error(d0, d1, K, T_1_0)
     if valid is not None:
         ok &= valid
     if ok.sum() < 10:
         return float("nan")
-    return float(np.mean(np.abs(z[ok] - d1s[ok]) / z[ok]))
+    return float(np.mean(err[ok]))

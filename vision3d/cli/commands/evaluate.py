@@ -50,3 +50,30 @@ def eval_flow(
     for s in summaries:
         typer.echo(" | ".join(f"{s[c]:.3f}" if isinstance(s[c], float) else str(s[c]) for c in cols))
     typer.echo(f"CSV files in {out}")
+
+
+@eval_app.command("depth")
+def eval_depth(
+    dataset: str = typer.Option("tartanair", help="nyu | kitti | tartanair | <folder with rgb/ and depth/>"),
+    method: list[str] = typer.Option(["geometric"], "--method", "-m",
+                                     help="repeat for several methods; 'constant' is the constant-depth baseline"),
+    align: str = typer.Option("auto", help="auto (by the method's depth kind) | median | scale-shift | none"),
+    out: Path = typer.Option(Path("runs/eval"), "-o", "--out", help="folder for the CSV files"),
+) -> None:
+    """abs_rel, delta1, rmse (aligned per depth kind, dataset caps and crops), flicker on posed videos, time."""
+    from vision3d.depth.evaluate import evaluate
+    from vision3d.io.atomic import write_text
+
+    summaries = []
+    for m in method:
+        r = evaluate(m, dataset, align)
+        tag = Path(dataset).name if Path(dataset).is_dir() else dataset
+        write_text(out / f"depth_{tag}_{m}.csv", rows_to_csv(r["samples"]))
+        summaries.append({"method": m, "kind": r["kind"], **{k: r[k] for k in ("abs_rel", "delta1", "rmse")},
+                          "flicker": r.get("flicker", float("nan")), "seconds_per_frame": r["seconds"]})
+    write_text(out / f"depth_{Path(dataset).name}_summary.csv", rows_to_csv(summaries))
+    cols = ["method", "kind", "abs_rel", "delta1", "rmse", "flicker", "seconds_per_frame"]
+    typer.echo(" | ".join(cols))
+    for s in summaries:
+        typer.echo(" | ".join(f"{s[c]:.3f}" if isinstance(s[c], float) else str(s[c]) for c in cols))
+    typer.echo(f"CSV files in {out}")

@@ -1,0 +1,45 @@
+"""``evaluate(method, dataset)``: depth metrics per sample (after the method kind's alignment), flicker for
+video datasets with poses, time per frame."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vision3d.depth.datasets import iter_depth_dataset
+from vision3d.depth.metrics import covisible, depth_metrics, reprojection_flicker
+from vision3d.depth.registry import METHODS, estimate
+
+
+def constant_depth(samples) -> list[np.ndarray]:
+    """The constant-depth baseline (any constant: alignment gives it the median GT depth)."""
+    return [np.ones(s.depth.shape, np.float32) for s in samples]
+
+
+def evaluate(method: str, dataset: str, align: str = "auto", **kw) -> dict:
+    """Mean metrics of ``method`` (or ``constant``) on ``dataset``; rows per sample under ``samples``."""
+    samples = list(iter_depth_dataset(dataset))
+    if method == "constant":
+        kind, preds, secs = "relative", constant_depth(samples), [0.0] * len(samples)
+    else:
+        K = samples[0].K if kw.pop("use_gt_intrinsics", True) else None
+        res = list(estimate((s.image for s in samples), method, K=K, **kw))
+        kind, preds, secs = METHODS[method].kind if method != "import" else res[0].kind, \
+            [r.depth for r in res], [r.seconds for r in res]
+    rows, aligned = [], []
+    for s, p, sec in zip(samples, preds, secs):
+        m = depth_metrics(p, s.depth, kind, align, cap=s.cap, mask=s.eval_mask())
+        rows.append({"sample": s.name, **m, "seconds": sec})
+        from vision3d.depth.metrics import align as do_align
+
+        valid = np.isfinite(s.depth) & (s.depth > 1e-3) & s.eval_mask()
+        aligned.append(do_align(p, s.depth, valid, kind, align))
+    out = {k: float(np.mean([r[k] for r in rows])) for k in ("abs_rel", "delta1", "rmse", "seconds")}
+    if all(s.cam_to_world is not None and s.K is not None for s in samples) and len(samples) > 1:
+        fl = []
+        for a0, a1, s0, s1 in zip(aligned[:-1], aligned[1:], samples[:-1], samples[1:]):
+            T = np.linalg.inv(s1.cam_to_world) @ s0.cam_to_world
+            fl.append(reprojection_flicker(a0, a1, s0.K, T, covisible(s0.depth, s1.depth, s0.K, T)))
+        out["flicker"] = float(np.nanmean(fl))
+    out["samples"] = rows
+    out["kind"] = kind
+    return out
