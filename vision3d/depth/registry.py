@@ -27,6 +27,10 @@ METHODS: dict[str, DepthMethodInfo] = {m.name: m for m in [
     DepthMethodInfo("geometric", "relative", "geometric",
                     "flow + two-view geometry (essential matrix, triangulation, filling), scale-consistent per video"),
     DepthMethodInfo("import", "metric", "import", "external depth maps from a folder (declared kind and scale)"),
+    DepthMethodInfo("futuredepth", "inverse", "learned",
+                    "FutureDepth (ECCV'24): multi-frame encoder, F-Net future prediction, R-Net masked reconstruction"),
+    DepthMethodInfo("primedepth", "inverse", "learned",
+                    "PrimeDepth (ACCV'24): one-step diffusion preimage + refiner (own small UNet or local SD)"),
 ]}
 
 
@@ -68,9 +72,21 @@ def _geometric(frames: Iterable[np.ndarray], K, window: int) -> Iterator[tuple[n
         yield from run(buf)
 
 
+def _learned(frames: Iterable[np.ndarray], method: str, checkpoint, device) -> Iterator[DepthResult]:
+    from vision3d.depth.learned import LearnedDepth
+
+    est = LearnedDepth(method, checkpoint, device)
+    recent: list[np.ndarray] = []
+    for t, f in enumerate(frames):
+        recent = (recent + [f])[-est.window:]
+        t0 = time.perf_counter()
+        d = est(recent)
+        yield DepthResult(t, d, est.kind, None, time.perf_counter() - t0)
+
+
 def estimate(frames: Iterable[np.ndarray], method: str = "geometric", *, K: np.ndarray | None = None,
              source=None, kind: str | None = None, scale: float | None = None,
-             window: int = 40) -> Iterator[DepthResult]:
+             window: int = 40, checkpoint=None, device="cpu") -> Iterator[DepthResult]:
     """Depth for every frame. ``K`` intrinsics (geometric; guessed when None); ``source``/``kind``/``scale``
     for ``import``; ``window`` frames per geometric chunk (bounded memory)."""
     if method not in METHODS:
@@ -85,6 +101,9 @@ def estimate(frames: Iterable[np.ndarray], method: str = "geometric", *, K: np.n
             t0 = time.perf_counter()
             d = imp(t, (f.shape[1], f.shape[0]))
             yield DepthResult(t, d, imp.kind, None, time.perf_counter() - t0)
+        return
+    if METHODS[method].family == "learned":
+        yield from _learned(frames, method, checkpoint, device)
         return
     if window < 3:
         raise InputError(f"window {window} is too small", fix="use at least 3 frames per window")

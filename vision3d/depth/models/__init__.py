@@ -1,0 +1,1 @@
+"""Learned depth networks: FutureDepth (video) and PrimeDepth (diffusion preimage + refiner)."""
