@@ -133,6 +133,9 @@ def build(name: str, backbone: Path | None):
         from vision3d.depth.models.primedepth import PrimeDepth
 
         m = PrimeDepth()
+        if backbone is not None and str(backbone).startswith("sd:"):
+            m.use_sd_backbone(str(backbone)[3:])  # a local Stable Diffusion folder (diffusers layout)
+            return m
         path = backbone or REPO / "runs" / "train" / "denoiser" / "denoiser.safetensors"
         if not path.is_file():
             raise SystemExit(f"PrimeDepth needs the pre-trained denoiser at {path}: run --model denoiser first")
@@ -184,7 +187,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--val-every", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--backbone", type=Path, default=None, help="denoiser checkpoint for primedepth")
+    ap.add_argument("--backbone", type=Path, default=None,
+                    help="primedepth backbone: a denoiser checkpoint, or sd:/path for a local Stable Diffusion folder")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()

@@ -104,3 +104,10 @@ def test_learned_estimator_checkpoint_and_windows(tmp_path, monkeypatch):
         list(estimate(frames, "futuredepth", checkpoint=wrong))
     with pytest.raises(InputError, match="no checkpoint"):
         list(estimate(frames, "futuredepth", checkpoint=tmp_path / "missing.safetensors"))
+
+
+def test_sd_backbone_needs_a_local_folder(tmp_path):
+    from vision3d.depth.models.sd_backbone import SDBackbone
+
+    with pytest.raises(InputError, match="diffusers layout"):
+        SDBackbone(tmp_path)

@@ -83,12 +83,22 @@ class PrimeDepth(nn.Module):
         d = asdict(self.cfg)
         return d
 
+    def use_sd_backbone(self, path: str) -> None:
+        """Swap in a local Stable Diffusion UNet (features only; the refiner is rebuilt for its widths)."""
+        from vision3d.depth.models.sd_backbone import SDBackbone
+
+        self.backbone = SDBackbone(path, self.cfg.timestep)
+        self.refiner = Refiner(self.backbone.channels, self.cfg.width)
+
     def preimage(self, x: torch.Tensor) -> torch.Tensor:
         """One denoising step at ``t`` (noise-free input: the deterministic preimage) → 1/4-res features."""
+        size = (x.shape[-2] // 4, x.shape[-1] // 4)
+        if not isinstance(self.backbone, DiffusionUNet):  # a Stable Diffusion backbone: decoder features
+            return torch.cat([F.interpolate(a.float(), size=size, mode="bilinear", align_corners=False)
+                              for a in self.backbone(x)], 1)
         t = torch.full((len(x),), self.cfg.timestep, device=x.device, dtype=torch.long)
         with torch.no_grad():
             _, f = self.backbone(x * 2 - 1, t, return_features=True)
-        size = (x.shape[-2] // 4, x.shape[-1] // 4)
         parts = [F.interpolate(a, size=size, mode="bilinear", align_corners=False) for a in f["features"]]
         parts += [F.interpolate(a, size=size, mode="bilinear", align_corners=False) for a in f["attention"]]
         return torch.cat(parts, 1)
