@@ -35,15 +35,22 @@ def _segments(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 
 class _CompositePairs(torch.autograd.Function):
-    """Per-pair compositing of one band: ``params (M, 6+D)`` → image rows ``(P_pix, D)`` and alpha."""
+    """Per-pair compositing of one band: ``params (M, 6+D)`` → image rows ``(P_pix, D)`` and alpha.
+
+    Column-wise (structure-of-arrays) gathers and 1-D scatters: on CPU they are several times faster than
+    row gathers / 2-D ``index_add`` of the same data.
+    """
 
     @staticmethod
     def forward(ctx, params, owner, key, px, py, n_pix):
-        g = params.index_select(0, owner)
-        dx, dy = g[:, 0] - px, g[:, 1] - py
-        sigma = 0.5 * (g[:, 2] * dx * dx + g[:, 4] * dy * dy) + g[:, 3] * dx * dy
+        cols = params.t().contiguous()
+        own = owner.long()
+        mx, my, ca, cb, cc, op = (cols[i].index_select(0, own) for i in range(N_GEOM))
+        feats = [cols[i].index_select(0, own) for i in range(N_GEOM, len(cols))]
+        dx, dy = mx - px, my - py
+        sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
         vis = torch.exp(-sigma)
-        raw = g[:, 5] * vis
+        raw = op * vis
         ok = (sigma >= 0) & (raw >= ALPHA_THRESHOLD)
         alpha = raw.clamp_max(MAX_ALPHA) * ok
         la = torch.log1p(-alpha).double()
@@ -52,33 +59,33 @@ class _CompositePairs(torch.autograd.Function):
         trans = torch.exp(excl - excl.index_select(0, first).index_select(0, seg)).to(alpha.dtype)
         keep = ok & (trans * (1 - alpha) > T_MIN)
         w = alpha * trans * keep
-        feats = g[:, N_GEOM:]
-        img = torch.zeros(n_pix, feats.shape[1], dtype=params.dtype, device=params.device)
-        img.index_add_(0, key, w[:, None] * feats)
-        acc = torch.zeros(n_pix, dtype=params.dtype, device=params.device).index_add_(0, key, w)
-        ctx.save_for_backward(params, owner, key, dx, dy, vis, alpha, trans, w, keep & (raw <= MAX_ALPHA), seg, last)
-        ctx.n_keep = int(keep.sum())
+        zeros = params.new_zeros(n_pix)
+        img = torch.stack([zeros.clone().index_add_(0, key, w * f) for f in feats], 1)
+        acc = zeros.index_add_(0, key, w)
+        ctx.save_for_backward(own, key, dx, dy, vis, alpha, trans, w, keep & (raw <= MAX_ALPHA), seg, last,
+                              ca, cb, cc, op, *feats)
+        ctx.m = params.shape[0]
         return img, acc
 
     @staticmethod
     def backward(ctx, grad_img, grad_acc):
-        params, owner, key, dx, dy, vis, alpha, trans, w, live, seg, last = ctx.saved_tensors
-        g = params.index_select(0, owner)
-        gi = grad_img.index_select(0, key)
-        dw = (gi * g[:, N_GEOM:]).sum(1) + grad_acc.index_select(0, key)
+        own, key, dx, dy, vis, alpha, trans, w, live, seg, last, ca, cb, cc, op, *feats = ctx.saved_tensors
+        gt = grad_img.t().contiguous()
+        gis = [gt[i].index_select(0, key) for i in range(len(feats))]
+        dw = grad_acc.index_select(0, key)
+        for f, gi in zip(feats, gis):
+            dw = dw + gi * f
         q = torch.cumsum((dw * w).double(), 0)
-        behind = (q.index_select(0, last).index_select(0, seg) - q).to(w.dtype)  # Σ over later pairs of the same pixel of dL/dw·w
+        behind = (q.index_select(0, last).index_select(0, seg) - q).to(w.dtype)  # Σ later pairs' dL/dw·w
         dalpha = dw * trans - behind / (1 - alpha)
         draw = dalpha * live
-        dsigma = -draw * g[:, 5] * vis
-        out = torch.zeros_like(params)
+        dsigma = -draw * op * vis
         hx, hy = dsigma * dx, dsigma * dy
-        cols = (g[:, 2] * hx + g[:, 3] * hy, g[:, 4] * hy + g[:, 3] * hx, 0.5 * hx * dx, hx * dy, 0.5 * hy * dy,
-                draw * vis)
-        for k, col in enumerate(cols):  # 1-D scatters: no (pairs × 6) temporary
-            out[:, k].index_add_(0, owner, col)
-        out[:, N_GEOM:].index_add_(0, owner, w[:, None] * gi)
-        return out, None, None, None, None, None
+        cols = (ca * hx + cb * hy, cc * hy + cb * hx, 0.5 * hx * dx, hx * dy, 0.5 * hy * dy, draw * vis,
+                *(w * gi for gi in gis))
+        zeros = w.new_zeros(ctx.m)
+        grad = torch.stack([zeros.clone().index_add_(0, own, c) for c in cols], 1)
+        return grad, None, None, None, None, None
 
 
 def _sorted_visible(p: Projected) -> tuple[torch.Tensor, torch.Tensor]:
