@@ -26,6 +26,7 @@ def test_load_nerf_synthetic(nerf_dir):
     assert d.background == (1.0, 1.0, 1.0)
     assert d.train.images.shape == (8, 32, 32, 3)
     assert d.train.images.max() <= 1 and d.train.images[:, 0, 0].min() > 0.99  # corners are white background
+    assert d.train.alpha.shape == (8, 32, 32) and d.train.alpha[:, 0, 0].max() < 0.01  # kept for random backgrounds
     half = load_posed_dataset(nerf_dir, downscale=2)
     assert half.train.images.shape == (8, 16, 16, 3)
     assert np.allclose(half.train.cameras.K[0, 0, 0], d.train.cameras.K[0, 0, 0] / 2)

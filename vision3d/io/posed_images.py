@@ -31,6 +31,7 @@ class PosedViews:
     images: np.ndarray
     cameras: Cameras
     names: list[str]
+    alpha: np.ndarray | None = None  # (N,H,W) coverage when the files are RGBA (images are composited)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -53,20 +54,27 @@ class PosedDataset:
         return float(1.1 * max(np.linalg.norm(c - c.mean(0), axis=1).max(), 1e-6))
 
 
-def _load_images(paths: list[Path], size: tuple[int, int], background) -> np.ndarray:
+def _load_images(paths: list[Path], size: tuple[int, int], background) -> tuple[np.ndarray, np.ndarray | None]:
     w, h = size
     out = np.empty((len(paths), h, w, 3), np.float32)
+    alphas = []
     for i, p in enumerate(paths):
         img = read_image(p, background)
         if img.shape[:2] != (h, w):
             img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
         out[i] = img
-    return out
+        if background is not None:
+            raw = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+            if raw is not None and raw.ndim == 3 and raw.shape[2] == 4:
+                a = raw[..., 3].astype(np.float32) / (65535.0 if raw.dtype == np.uint16 else 255.0)
+                alphas.append(cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA) if a.shape != (h, w) else a)
+    return out, (np.stack(alphas) if len(alphas) == len(paths) and alphas else None)
 
 
 def _views(cameras: Cameras, paths: list[Path], downscale: float, background) -> PosedViews:
     cams = cameras.scaled(1.0 / downscale) if downscale != 1 else cameras
-    return PosedViews(_load_images(paths, (cams.width, cams.height), background), cams, [p.name for p in paths])
+    images, alpha = _load_images(paths, (cams.width, cams.height), background)
+    return PosedViews(images, cams, [p.name for p in paths], alpha)
 
 
 def _subset(cameras: Cameras, idx: list[int]) -> Cameras:

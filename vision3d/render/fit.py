@@ -40,6 +40,7 @@ class FitConfig:
     lr_sh0: float = 2.5e-3
     lr_shN: float = 2.5e-3 / 20
     eval_every: int = 0  # 0: evaluate only at the end
+    random_background: bool = True  # with RGBA data: a random background per step (discourages floaters)
     seed: int = 0
     backend: str = "auto"
     densify: DensifyConfig = field(default_factory=DensifyConfig)
@@ -195,6 +196,8 @@ def fit_splats(dataset: PosedDataset, cfg: FitConfig | None = None, device: str 
     state = strategy.initialize_state(scene_scale=scale)
     views = dataset.train
     images = torch.from_numpy(views.images).to(device)
+    alphas = torch.from_numpy(views.alpha).to(device) if views.alpha is not None and cfg.random_background \
+        else None
     Ks, Vs = views.cameras.to_torch(device)
     W, H = views.cameras.width, views.cameras.height
     bg_fixed = torch.tensor(dataset.background or (0.0, 0.0, 0.0), device=device)
@@ -209,9 +212,12 @@ def fit_splats(dataset: PosedDataset, cfg: FitConfig | None = None, device: str 
             order = list(rng.permutation(len(views)))
         i = order.pop()
         sh_degree = min(step // cfg.sh_interval, cfg.sh_degree)
-        gt = images[i]
+        gt, bg = images[i], bg_fixed
+        if alphas is not None:  # re-composite the RGBA ground truth over a random colour
+            bg = torch.rand(3, device=device)
+            gt = gt + (1 - alphas[i])[..., None] * (bg - bg_fixed)
         out = rasterize(_render_input(params), (Vs[i:i + 1], Ks[i:i + 1]), W, H, backend=backend,
-                        background=bg_fixed, sh_degree=sh_degree, retain_screen_grad=True)
+                        background=bg, sh_degree=sh_degree, retain_screen_grad=True)
         info = out.meta if backend == "gsplat" else {"out": out, "width": W, "height": H}
         strategy.step_pre_backward(params, optimizers, state, step, info)
         pred = out.colors[0]
