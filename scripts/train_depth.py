@@ -163,8 +163,11 @@ def model_card(name: str, model, a, steps: int, minutes: float, history: list) -
              f"(`python scripts/train_depth.py --model {name} --width {a.width} --height {a.height} "
              f"--batch {a.batch}`, `--resume` continues)"]
     if name == "primedepth":
-        lines.append("- **Backbone:** our own 2.7 M-parameter diffusion UNet pre-trained as a denoiser on 224 photos "
-                     "for minutes on a CPU, instead of Stable Diffusion 2.1 (865 M parameters, LAION-5B). The "
+        bm = getattr(model, "backbone_meta", {}).get("extra", {})
+        lines.append("- **Backbone:** our own 2.7 M-parameter diffusion UNet pre-trained as an ε-prediction denoiser "
+                     f"on random crops of the 224 shared photos ({bm.get('steps', '?')} steps, "
+                     f"{bm.get('minutes', '?')} min on this CPU; `--model denoiser`), instead of Stable Diffusion 2.1 "
+                     "(865 M parameters, LAION-5B). The "
                      "preimage has no cross-attention maps (no text encoder). Expect far weaker depth than the "
                      "paper's; a local SD folder can be plugged in where available.")
     lines += ["", "## Validation", "", "| step | minutes | train loss | " +
