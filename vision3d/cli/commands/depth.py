@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from vision3d.cli.main import app
+from vision3d.cli.main import OPTS, app
 
 
 def _intrinsics(fov: float | None, K: str | None, width: int, height: int) -> np.ndarray | None:
@@ -36,7 +36,9 @@ def _intrinsics(fov: float | None, K: str | None, width: int, height: int) -> np
 def depth(
     inputs: list[Path] = typer.Argument(..., help="an image, several images, an image folder or a video"),
     out: Path = typer.Option(..., "-o", "--out", help="output folder"),
-    method: str = typer.Option("geometric", "--method", "-m", help="geometric | import"),
+    method: str = typer.Option("geometric", "--method", "-m",
+                               help="geometric | import | futuredepth | primedepth"),
+    checkpoint: Optional[Path] = typer.Option(None, help="weights for a learned method (default: shipped)"),
     source: Optional[Path] = typer.Option(None, help="for --method import: the folder of depth maps"),
     kind: str = typer.Option("metric", help="for --method import: metric | relative | inverse"),
     scale: Optional[float] = typer.Option(None, help="for --method import: divide stored values by this"),
@@ -80,7 +82,11 @@ def depth(
     writer = VideoWriter(out / "depth.mp4", fps=min(frames.fps, 30)) if video and len(frames) > 1 else None
     rng, times, kind_out, t0 = None, [], None, time.perf_counter()
     with stage_progress(1) as cb, (writer or contextlib.nullcontext()) as vw:
-        for res in estimate(keep(frames), method, K=Kmat, source=source, kind=kind, scale=scale, window=window):
+        from vision3d.core.device import resolve_device
+
+        dev = resolve_device(OPTS.device) if METHODS[method].family == "learned" else "cpu"
+        for res in estimate(keep(frames), method, K=Kmat, source=source, kind=kind, scale=scale, window=window,
+                            checkpoint=checkpoint, device=dev):
             kind_out = res.kind
             if rng is None:
                 rng = inverse_range(res.depth) if res.kind != "inverse" else (None, None)
