@@ -81,7 +81,7 @@ def depth(
 
     writer = VideoWriter(out / "depth.mp4", fps=min(frames.fps, 30)) if video and len(frames) > 1 else None
     rng, times, kind_out, t0 = None, [], None, time.perf_counter()
-    with stage_progress(1) as cb, (writer or contextlib.nullcontext()) as vw:
+    with stage_progress(OPTS.verbosity) as cb, (writer or contextlib.nullcontext()) as vw:
         from vision3d.core.device import resolve_device
 
         dev = resolve_device(OPTS.device) if METHODS[method].family == "learned" else "cpu"
