@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ import torch
 from vision3d.depth.evaluate import evaluate
 from vision3d.errors import InputError
 from vision3d.io.atomic import write_text
+from vision3d.io.markdown import replace_marked_block
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ["tartanair", "nyu", "kitti"]
@@ -68,13 +68,7 @@ def main() -> None:
         md.append(f"| {r['method']} | {r['dataset']} | {r['kind']} | {r['abs_rel']:.3f} | {r['delta1']:.3f} | "
                   f"{r['rmse']:.3f} | {fl} | {r['seconds']:.2f} | {PAPER.get(r['method'], '')} |")
     block = "\n".join(md)
-    res = (REPO / "docs/results.md").read_text()
-    start, end = "<!-- depth-table:start -->", "<!-- depth-table:end -->"
-    if start in res:
-        res = re.sub(re.escape(start) + r".*?" + re.escape(end), f"{start}\n{block}\n{end}", res, flags=re.S)
-    else:
-        res += f"\n## Depth\n\n{start}\n{block}\n{end}\n"
-    write_text(REPO / "docs/results.md", res)
+    replace_marked_block(REPO / "docs/results.md", "depth-table", block, heading="## Depth")
     print(block)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from vision3d.errors import InputError
 from vision3d.flow.evaluate import evaluate
 from vision3d.flow.registry import METHODS
 from vision3d.io.atomic import write_text
+from vision3d.io.markdown import replace_marked_block
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ["sintel-clean", "sintel-final", "middlebury"]
@@ -67,13 +67,7 @@ def main() -> None:
                   f"{f('px1')} | {f('px3')} | {f('px5')} | {f('flall', '{:.1f}')} | {f('ms_per_pair', '{:.0f}')} | "
                   f"{r['parameters']:,} | {PAPER.get(r['method'], '')} |")
     block = "\n".join(md)
-    res = (REPO / "docs/results.md").read_text()
-    start, end = "<!-- flow-table:start -->", "<!-- flow-table:end -->"
-    if start in res:
-        res = re.sub(re.escape(start) + r".*?" + re.escape(end), f"{start}\n{block}\n{end}", res, flags=re.S)
-    else:
-        res += f"\n{start}\n{block}\n{end}\n"
-    write_text(REPO / "docs/results.md", res)
+    replace_marked_block(REPO / "docs/results.md", "flow-table", block)
     print(block)
 
 

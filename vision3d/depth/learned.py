@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from vision3d.errors import InputError
-from vision3d.io.checkpoint import default_checkpoint
 
 STRIDE = 8
 
@@ -30,19 +29,9 @@ def model_class(name: str):
 
 def load_depth_model(name: str, checkpoint: str | Path | None = None, device="cpu"):
     """Build ``name`` from its checkpoint (the shipped one by default), in eval mode."""
-    from vision3d.io.checkpoint import load_checkpoint
+    from vision3d.io.checkpoint import build_from_checkpoint
 
-    path = Path(checkpoint) if checkpoint else default_checkpoint(name)
-    if not path.is_file():
-        raise InputError(f"no checkpoint for {name} at {path}",
-                         fix=f"train one with `python scripts/train_depth.py --model {name}` or pass --checkpoint")
-    state, config, _ = load_checkpoint(path, model=name)
-    model = model_class(name).from_config(config)
-    missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-    if missing or unexpected:
-        raise InputError(f"checkpoint does not fit {name} (missing {len(missing)}, unexpected {len(unexpected)} "
-                         "tensors)", path=path, fix=f"pass a checkpoint trained for this {name} config")
-    return model.to(device).eval()
+    return build_from_checkpoint(name, model_class(name), checkpoint, "scripts/train_depth.py").to(device).eval()
 
 
 def process_size(h: int, w: int, long_side: int) -> tuple[int, int]:

@@ -34,19 +34,9 @@ def model_class(name: str):
 
 def load_flow_model(name: str, checkpoint: str | Path | None = None, device="cpu"):
     """Build ``name`` from its checkpoint (the shipped one by default) in eval mode on ``device``."""
-    from vision3d.io.checkpoint import load_checkpoint
+    from vision3d.io.checkpoint import build_from_checkpoint
 
-    path = Path(checkpoint) if checkpoint else default_checkpoint(name)
-    if not path.is_file():
-        raise InputError(f"no checkpoint for {name} at {path}", path=None,
-                         fix=f"train one with `python scripts/train_flow.py --model {name}` or pass --checkpoint")
-    state, config, _ = load_checkpoint(path, model=name)
-    model = model_class(name).from_config(config)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise InputError(f"checkpoint does not fit {name} (missing {len(missing)}, unexpected {len(unexpected)} "
-                         f"tensors)", path=path, fix=f"pass a checkpoint trained for this {name} config")
-    return model.to(device).eval()
+    return build_from_checkpoint(name, model_class(name), checkpoint, "scripts/train_flow.py").to(device).eval()
 
 
 def pad_to_multiple(x, stride: int):

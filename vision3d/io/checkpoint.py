@@ -147,3 +147,21 @@ SHIPPED_CHECKPOINTS = Path(__file__).resolve().parents[2] / "assets" / "checkpoi
 def default_checkpoint(name: str) -> Path:
     """Where the shipped checkpoint of model ``name`` lives: ``assets/checkpoints/<name>/<name>.safetensors``."""
     return SHIPPED_CHECKPOINTS / name / f"{name}.safetensors"
+
+
+def build_from_checkpoint(name: str, cls, checkpoint: str | Path | None, train_script: str):
+    """Model ``cls`` built from ``checkpoint`` (default: the shipped one for ``name``), weights loaded as float32.
+
+    Refuses a missing file, a checkpoint of another model and one whose tensors do not fit the config.
+    """
+    path = Path(checkpoint) if checkpoint else default_checkpoint(name)
+    if not path.is_file():
+        raise InputError(f"no checkpoint for {name} at {path}",
+                         fix=f"train one with `python {train_script} --model {name}` or pass --checkpoint")
+    state, config, _ = load_checkpoint(path, model=name)
+    model = cls.from_config(config)
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    if missing or unexpected:
+        raise InputError(f"checkpoint does not fit {name} (missing {len(missing)}, unexpected {len(unexpected)} "
+                         "tensors)", path=path, fix=f"pass a checkpoint trained for this {name} config")
+    return model
