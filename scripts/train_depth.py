@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from vision3d.flow.datasets import data_root
-from vision3d.io.atomic import atomic_path, write_text
+from vision3d.io.atomic import write_text
 from vision3d.io.checkpoint import SHIPPED_CHECKPOINTS, load_checkpoint, save_checkpoint
+from vision3d.train.state import load_train_state, save_train_state
 
 REPO = Path(__file__).resolve().parents[1]
 POOL = REPO / "runs" / "data" / "scenes3d"
@@ -206,12 +207,8 @@ def main() -> None:
                                               (1 + math.cos(math.pi * min(s, a.steps) / a.steps)))
     step, history = 0, []
     state_path = run / "train_state.pt"
-    if a.resume and state_path.is_file():
-        st = torch.load(state_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        sched.load_state_dict(st["sched"])
-        step, history = st["step"], st["history"]
+    if a.resume:
+        step, history = load_train_state(state_path, model, opt, sched)
     if a.model == "denoiser":
         from vision3d.depth.models.diffusion_unet import T_STEPS, Diffusion
 
@@ -261,16 +258,12 @@ def main() -> None:
             history.append({"step": step, "loss": float(np.mean(losses[-a.val_every:])), "val": val,
                             "minutes": (time.time() - t0) / 60})
             print(f"  val {val}", flush=True)
-            with atomic_path(state_path) as tmp:
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                            "step": step, "history": history}, tmp)
+            save_train_state(state_path, model, opt, sched, step, history)
     minutes = (time.time() - t0) / 60
     val = validate_depth(model, a.model) if a.model != "denoiser" else {}
     history.append({"step": step, "loss": float(np.mean(losses[-50:])) if losses else float("nan"), "val": val,
                     "minutes": minutes})
-    with atomic_path(state_path) as tmp:
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "step": step, "history": history}, tmp)
+    save_train_state(state_path, model, opt, sched, step, history)
     model.eval()
     out = run if a.model == "denoiser" else SHIPPED_CHECKPOINTS / a.model
     state = {k: v.detach().cpu().half() for k, v in model.state_dict().items()}  # float16: half the file size

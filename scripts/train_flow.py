@@ -17,7 +17,6 @@ import json
 import math
 import platform
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from vision3d.flow.datasets import data_root
 from vision3d.flow.learned import CHECKPOINT_DIR, model_class
 from vision3d.io.atomic import atomic_path, write_text
 from vision3d.io.checkpoint import save_checkpoint
+from vision3d.train.state import load_train_state, save_train_state
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,8 +59,8 @@ class SynthStream(torch.utils.data.IterableDataset):
 
 def validate(model, max_side: int | None = None) -> dict:
     """Mean EPE on Middlebury and Sintel clean (skipped when the shared data is absent)."""
-    from vision3d.flow.evaluate import evaluate_sample
     from vision3d.flow.datasets import iter_dataset
+    from vision3d.flow.evaluate import evaluate_sample
     from vision3d.flow.registry import estimator_from_model
 
     out = {}
@@ -73,12 +73,6 @@ def validate(model, max_side: int | None = None) -> dict:
         out[name] = float(np.mean([r["epe"] for r in rows]))
     model.train()
     return out
-
-
-def save_state(path: Path, model, opt, sched, step: int, history: list) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "step": step, "history": history}, tmp)
 
 
 def model_card(name: str, model, args, steps_done: int, seconds: float, history: list, val: dict) -> str:
@@ -146,12 +140,8 @@ def main() -> None:
                                                 anneal_strategy="linear", cycle_momentum=False)
     step, history = 0, []
     state_path = run / "train_state.pt"
-    if a.resume and state_path.is_file():
-        st = torch.load(state_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        sched.load_state_dict(st["sched"])
-        step, history = st["step"], st["history"]
+    if a.resume:
+        step, history = load_train_state(state_path, model, opt, sched)
         print(f"resumed at step {step}")
     stream = SynthStream(a.model, model.frames_per_clip, a.width, a.height, a.batch, a.seed + step,
                          tuple(a.photos))
@@ -182,12 +172,12 @@ def main() -> None:
             history.append({"step": step, "loss": float(np.mean(losses[-a.val_every:])), "val": last_val,
                             "minutes": (time.time() - t0) / 60})
             print(f"  val {last_val}", flush=True)
-            save_state(state_path, model, opt, sched, step, history)
+            save_train_state(state_path, model, opt, sched, step, history)
     seconds = time.time() - t0
     last_val = validate(model)
     history.append({"step": step, "loss": float(np.mean(losses[-50:])) if losses else math.nan, "val": last_val,
                     "minutes": seconds / 60})
-    save_state(state_path, model, opt, sched, step, history)
+    save_train_state(state_path, model, opt, sched, step, history)
     with atomic_path(run / "val.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["step", "minutes", "train_loss", *last_val])

@@ -1,0 +1,1 @@
+"""Shared training utilities (resumable state) for the scripts in ``scripts/train_*.py``."""
