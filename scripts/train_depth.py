@@ -63,39 +63,58 @@ class PhotoCrops(torch.utils.data.IterableDataset):
 
 
 class PoolClips(torch.utils.data.IterableDataset):
-    """Batches of clips (``frames`` per sample) from the 3D pool: images, metric depth, valid mask."""
+    """Batches of clips (``frames`` per sample) from the 3D pool: images, metric depth, valid mask; with
+    ``geometry`` also the ground-truth reprojection of the second-last frame into the last one (landing pixels,
+    ``rz``/``tz`` of the moved depth and co-visibility), for the temporal consistency loss."""
 
-    def __init__(self, frames: int, batch: int, seed: int):
-        self.frames, self.batch, self.seed = frames, batch, seed
+    def __init__(self, frames: int, batch: int, seed: int, geometry: bool = False):
+        self.frames, self.batch, self.seed, self.geometry = frames, batch, seed, geometry
 
     def __iter__(self):
+        from vision3d.depth.metrics import covisible, reprojection_geometry
+
         torch.set_num_threads(1)
         rng = np.random.default_rng(self.seed)
         files = sorted(POOL.glob("clip_*.npz"))
         cache: dict = {}
         while True:
-            imgs, deps, masks = [], [], []
+            imgs, deps, masks, geo = [], [], [], []
             for _ in range(self.batch):
                 f = files[int(rng.integers(len(files)))]
                 if f not in cache:
                     with np.load(f) as z:
-                        cache[f] = (z["images"], z["depth"].astype(np.float32), z["alpha"])
-                im, de, al = cache[f]
+                        cache[f] = (z["images"], z["depth"].astype(np.float32), z["alpha"], z["K"], z["world_to_cam"])
+                im, de, al, K, w2c = cache[f]
                 t = im.shape[0]
                 start = int(rng.integers(0, t - self.frames + 1))
-                sl = slice(start, start + self.frames)
-                a, d, m = im[sl].astype(np.float32) / 255.0, de[sl], al[sl] > 250
-                if rng.random() < 0.5:
-                    a, d, m = a[:, :, ::-1], d[:, :, ::-1], m[:, :, ::-1]
+                idx = np.arange(start, start + self.frames)
                 if self.frames > 1 and rng.random() < 0.5:
-                    a, d, m = a[::-1], d[::-1], m[::-1]
+                    idx = idx[::-1]
+                a, d, m = im[idx].astype(np.float32) / 255.0, de[idx], al[idx] > 250
+                if self.geometry:                                  # second-last → last, in the final time order
+                    T_1_0 = w2c[idx[-1]] @ np.linalg.inv(w2c[idx[-2]])
+                    _, mx, my, rz, tz = reprojection_geometry(d[-2], K, T_1_0)
+                    cov = covisible(d[-2], d[-1], K, T_1_0) & m[-2]
+                    g = [mx, my, rz, cov.astype(np.float32)]
+                flip = rng.random() < 0.5
+                if flip:
+                    a, d, m = a[:, :, ::-1], d[:, :, ::-1], m[:, :, ::-1]
+                    if self.geometry:   # mirror the maps; landing x mirrors too (principal point at the centre)
+                        w = d.shape[-1]
+                        g = [(w - 1 - g[0])[:, ::-1], g[1][:, ::-1], g[2][:, ::-1], g[3][:, ::-1]]
+                if self.geometry:
+                    geo.append((np.stack(g), tz))
                 gain = rng.uniform(0.7, 1.3, 3).astype(np.float32)
                 imgs.append(np.clip(a * gain, 0, 1))
                 deps.append(d)
                 masks.append(m & np.isfinite(d) & (d > 0.05))
-            yield (torch.from_numpy(np.ascontiguousarray(np.stack(imgs))).permute(0, 1, 4, 2, 3).float(),
+            out = (torch.from_numpy(np.ascontiguousarray(np.stack(imgs))).permute(0, 1, 4, 2, 3).float(),
                    torch.from_numpy(np.ascontiguousarray(np.stack(deps))),
                    torch.from_numpy(np.ascontiguousarray(np.stack(masks))))
+            if self.geometry:
+                out += (torch.from_numpy(np.ascontiguousarray(np.stack([g for g, _ in geo]))).float(),
+                        torch.tensor([tz for _, tz in geo], dtype=torch.float32))
+            yield out
 
 
 def validate_depth(model, name: str, n: int = 8) -> dict:
@@ -193,12 +212,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--backbone", type=Path, default=None,
                     help="primedepth backbone: a denoiser checkpoint, or sd:/path for a local Stable Diffusion folder")
+    ap.add_argument("--temporal-weight", type=float, default=1.0,
+                    help="futuredepth: weight of the reprojection consistency loss between consecutive predictions "
+                         "(0 = off; on, each step also predicts the previous frame)")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--run", type=Path, default=None, help="run folder (default runs/train/<model>)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="checkpoint folder (default assets/checkpoints/<model>; the denoiser stays in its run folder)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
-    run = REPO / "runs" / "train" / a.model
+    run = a.run or REPO / "runs" / "train" / a.model
     run.mkdir(parents=True, exist_ok=True)
     model = build(a.model, a.backbone)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -218,10 +243,12 @@ def main() -> None:
         if not list(POOL.glob("clip_*.npz")):
             raise SystemExit(f"no 3D clips in {POOL}: run scripts/make_depth_pool.py first")
         frames = model.cfg.frames if a.model == "futuredepth" else 1
-        data = PoolClips(frames, a.batch if a.model == "futuredepth" else a.batch, a.seed + step)
+        temporal = a.model == "futuredepth" and a.temporal_weight > 0
+        data = PoolClips(frames, a.batch, a.seed + step, geometry=temporal)
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=1, prefetch_factor=4,
                                          persistent_workers=True)
-    from vision3d.depth.models.common import gradient_loss, normalise_inverse_depth, ssi_loss
+    from vision3d.depth.models.common import gradient_loss, normalise_inverse_depth, ssi_loss, \
+        temporal_consistency_loss
 
     prev = history[-1]["minutes"] if history else 0.0
     t0, losses = time.time() - 60 * prev, []
@@ -236,14 +263,31 @@ def main() -> None:
             eps = torch.randn_like(x0)
             loss = torch.nn.functional.mse_loss(model(diffusion.noise(x0, t, eps), t), eps)
         else:
-            imgs, depth, mask = batch
-            target = normalise_inverse_depth(depth[:, -1], mask[:, -1])
-            if a.model == "futuredepth":
-                pred, f_loss, r_loss = model(imgs, train=True)
+            imgs, depth, mask = batch[:3]
+            if a.model == "futuredepth" and len(batch) == 5:
+                # both the last frame and the one before (its window padded by repeating the first frame, as at
+                # the start of a video), then the reprojection consistency of the two aligned predictions
+                geo, tz = batch[3], batch[4]
+                b = len(imgs)
+                prev = torch.cat([imgs[:, :1], imgs[:, :-1]], 1)
+                pred2, f_loss, r_loss = model(torch.cat([imgs, prev]), train=True)
+                loss = 0.1 * (f_loss + r_loss)
+                inv = []
+                for k, pred in ((-1, pred2[:b]), (-2, pred2[b:])):
+                    target, med, sc = normalise_inverse_depth(depth[:, k], mask[:, k], return_stats=True)
+                    l_ssi, aligned = ssi_loss(pred, target, mask[:, k])
+                    loss = loss + 0.5 * (l_ssi + 0.5 * gradient_loss(aligned, target, mask[:, k].float()))
+                    inv.append(aligned * sc[:, None, None] + med[:, None, None])
+                loss = loss + a.temporal_weight * temporal_consistency_loss(
+                    inv[1], inv[0], geo[:, :2], geo[:, 2], tz, geo[:, 3] > 0.5)
             else:
-                pred, f_loss, r_loss = model(imgs[:, 0]), 0.0, 0.0
-            l_ssi, aligned = ssi_loss(pred, target, mask[:, -1])
-            loss = l_ssi + 0.5 * gradient_loss(aligned, target, mask[:, -1].float()) + 0.1 * (f_loss + r_loss)
+                target = normalise_inverse_depth(depth[:, -1], mask[:, -1])
+                if a.model == "futuredepth":
+                    pred, f_loss, r_loss = model(imgs, train=True)
+                else:
+                    pred, f_loss, r_loss = model(imgs[:, 0]), 0.0, 0.0
+                l_ssi, aligned = ssi_loss(pred, target, mask[:, -1])
+                loss = l_ssi + 0.5 * gradient_loss(aligned, target, mask[:, -1].float()) + 0.1 * (f_loss + r_loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -265,7 +309,7 @@ def main() -> None:
                     "minutes": minutes})
     save_train_state(state_path, model, opt, sched, step, history)
     model.eval()
-    out = run if a.model == "denoiser" else SHIPPED_CHECKPOINTS / a.model
+    out = a.out or (run if a.model == "denoiser" else SHIPPED_CHECKPOINTS / a.model)
     state = {k: v.detach().cpu().half() for k, v in model.state_dict().items()}  # float16: half the file size
     save_checkpoint(out / f"{a.model}.safetensors", state, model.config_dict(), model=a.model,
                     extra={"steps": step, "minutes": round(minutes, 2), "val": val})

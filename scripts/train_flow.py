@@ -35,23 +35,23 @@ class SynthStream(torch.utils.data.IterableDataset):
     """Endless synthetic batches; each worker seeds its own generator."""
 
     def __init__(self, model_name: str, frames: int, width: int, height: int, batch: int, seed: int,
-                 photo_dirs: tuple[str, ...]):
-        self.args = (model_name, frames, width, height, batch, seed, photo_dirs)
+                 photo_dirs: tuple[str, ...], small_frac: float = 0.5):
+        self.args = (model_name, frames, width, height, batch, seed, photo_dirs, small_frac)
 
     def __iter__(self):
         from vision3d.synth import PhotometricAugment, SynthConfig, make_batch
 
-        _, frames, width, height, batch, seed, photo_dirs = self.args
+        _, frames, width, height, batch, seed, photo_dirs, small_frac = self.args
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng(seed + (info.id if info else 0) * 100003)
         torch.set_num_threads(1)
         textures = "mixed" if photo_dirs else "procedural"
         base = SynthConfig(width=width, height=height, n_frames=frames, texture_source=textures,
                            photo_dirs=photo_dirs)
-        configs = [base.replace(motion="small"), base.replace(motion="large")]
+        small, large = base.replace(motion="small"), base.replace(motion="large")
         augment = PhotometricAugment()
         while True:
-            cfg = configs[int(rng.integers(len(configs)))]
+            cfg = small if rng.random() < small_frac else large
             b = make_batch(cfg, batch, rng, augment=augment)
             yield (torch.from_numpy(b.images).float(), torch.from_numpy(b.flow).float(),
                    torch.from_numpy(b.valid).float())
@@ -89,7 +89,7 @@ def model_card(name: str, model, args, steps_done: int, seconds: float, history:
              f"{steps_done} steps",
              f"- **Compute:** {platform.machine()} CPU, {torch.get_num_threads()} threads, {seconds / 60:.1f} min "
              f"(`python scripts/train_flow.py --model {name} --steps {args.steps} --width {args.width} "
-             f"--height {args.height} --batch {args.batch}`, with `--resume` to continue)",
+             f"--height {args.height} --batch {args.batch} --lr {args.lr} --small-frac {args.small_frac}`, with `--resume` to continue)",
              "- **Knowledge distillation:** none (the paper distils from a large teacher; no teacher weights exist "
              "here)" if name == "compactflownet" else "- **Pre-training:** none (the paper starts from ImageNet Twins "
              "weights and FlyingChairs/Things; neither is available here)",
@@ -114,6 +114,7 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=192)
     ap.add_argument("--lr", type=float, default=4e-4)
     ap.add_argument("--wd", type=float, default=1e-4)
+    ap.add_argument("--small-frac", type=float, default=0.5, help="share of clips drawn with the small-motion preset")
     ap.add_argument("--val-every", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores but the data worker)")
@@ -144,7 +145,7 @@ def main() -> None:
         step, history = load_train_state(state_path, model, opt, sched)
         print(f"resumed at step {step}")
     stream = SynthStream(a.model, model.frames_per_clip, a.width, a.height, a.batch, a.seed + step,
-                         tuple(a.photos))
+                         tuple(a.photos), a.small_frac)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=1, prefetch_factor=4,
                                          persistent_workers=True)
     prev_minutes = history[-1]["minutes"] if history else 0.0  # wall time of earlier (resumed) sessions

@@ -74,20 +74,33 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, kind: str = "metric", how: s
             "pixels": int(valid.sum())}
 
 
+def reprojection_geometry(d0: np.ndarray, K: np.ndarray, T_1_0: np.ndarray):
+    """Where each pixel of frame 0 lands in frame 1 given depth ``d0`` and the relative pose ``T_1_0``.
+
+    Returns ``(z, mx, my, rz, tz)``: the depth ``z`` of the moved point in camera 1, its pixel ``(mx, my)``, and
+    the pieces of ``z = d0·rz + tz`` (``rz`` the z row of ``R·K⁻¹p`` per pixel, ``tz`` the translation's z), so a
+    training loss can re-evaluate ``z`` for another depth map at the same pixels.
+    """
+    h, w = d0.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    rays = np.linalg.solve(K, np.stack([xs.ravel(), ys.ravel(), np.ones(h * w)]))
+    R, t = T_1_0[:3, :3], T_1_0[:3, 3:4]
+    q = R @ (rays * np.nan_to_num(d0).ravel().astype(np.float64)) + t
+    z = q[2]
+    uv = (K @ q)[:2] / np.where(np.abs(z) > 1e-9, z, 1e-9)
+    rz = (R[2] @ rays).reshape(h, w)
+    return (z.reshape(h, w), uv[0].reshape(h, w).astype(np.float32), uv[1].reshape(h, w).astype(np.float32),
+            rz.astype(np.float32), float(t[2, 0]))
+
+
 def _reprojection_error(d0: np.ndarray, d1: np.ndarray, K: np.ndarray, T_1_0: np.ndarray):
     """Per pixel of frame 0: ``|z₀→₁ − d1(warp)| / z₀→₁`` and where it is defined (lands inside frame 1)."""
     import cv2
 
     h, w = d0.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    rays = np.linalg.solve(K, np.stack([xs.ravel(), ys.ravel(), np.ones(h * w)]))
-    q = T_1_0[:3, :3] @ (rays * np.nan_to_num(d0).ravel().astype(np.float64)) + T_1_0[:3, 3:4]
-    z = q[2]
-    uv = (K @ q)[:2] / np.where(np.abs(z) > 1e-9, z, 1e-9)
-    mx, my = uv[0].reshape(h, w).astype(np.float32), uv[1].reshape(h, w).astype(np.float32)
+    z, mx, my, _, _ = reprojection_geometry(d0, K, T_1_0)
     d1s = cv2.remap(np.nan_to_num(d1, nan=0).astype(np.float32), mx, my, cv2.INTER_NEAREST,
                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    z = z.reshape(h, w)
     ok = np.isfinite(d0) & (d0 > 0) & (z > 1e-6) & (d1s > 0) & (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
     err = np.where(ok, np.abs(z - d1s) / np.where(ok, z, 1), np.nan)
     return err, ok

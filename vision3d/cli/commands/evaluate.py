@@ -77,3 +77,57 @@ def eval_depth(
     for s in summaries:
         typer.echo(" | ".join(f"{s[c]:.3f}" if isinstance(s[c], float) else str(s[c]) for c in cols))
     typer.echo(f"CSV files in {out}")
+
+
+@eval_app.command("scene4d")
+def eval_scene4d(
+    dataset: str = typer.Option("blackswan", help="a DAVIS sequence name in ../shared/data (blackswan, dog, ...) | "
+                                                  "tartanair | synth (the shipped sample clip)"),
+    preset: str = typer.Option("fast", "--preset", help="fast | paper"),
+    depth: str = typer.Option("geometric", "--depth", help="depth prior (tartanair: 'import' uses the GT depth)"),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="use the first N frames"),
+    short_side: Optional[int] = typer.Option(None, "--short-side", help="processing size (default: the preset's)"),
+    iterations: float = typer.Option(1.0, "--iterations", help="scale the preset's iteration counts"),
+    out: Path = typer.Option(Path("runs/eval"), "-o", "--out", help="folder for the runs and the CSV"),
+) -> None:
+    """Run video2scene on a dataset and score it: DAVIS re-render PSNR/SSIM + J&F, TartanAir ATE/RPE, synthetic
+    trajectory/depth/track errors."""
+    from pipelines.video2scene import Video2SceneConfig
+    from vision3d.cli.progress import stage_progress
+    from vision3d.core.device import resolve_device
+    from vision3d.errors import InputError
+    from vision3d.flow.datasets import data_root
+    from vision3d.io.atomic import write_text
+    from vision3d.scene4d import benchmarks
+
+    cfg = Video2SceneConfig.preset(preset)
+    cfg.frames.max_frames = max_frames
+    if short_side is not None:
+        cfg.frames.short_side = short_side
+    cfg.scene.iterations = iterations
+    device = str(resolve_device(OPTS.device))
+    cfg.flow.device = cfg.depth.device = cfg.scene.device = device
+    cfg.depth.method = depth
+    root = data_root()
+    run = out / f"scene4d_{dataset}_{preset}_{depth}"
+    with stage_progress(OPTS.verbosity) as cb:
+        if dataset == "synth":
+            from pipelines.demo import SAMPLE
+
+            r = benchmarks.eval_synth(SAMPLE, run, cfg, cb)
+        elif dataset == "tartanair":
+            if not (root / "tartanair_seq").is_dir():
+                raise InputError("TartanAir is not in the shared data", path=root / "tartanair_seq")
+            r = benchmarks.eval_tartanair(root / "tartanair_seq", run, cfg, depth, cb)
+        else:
+            seq = next((p for p in (root / "davis2016_480p" / "JPEGImages" / dataset,
+                                    root / "davis_extra" / "JPEGImages" / "480p" / dataset) if p.is_dir()), None)
+            if seq is None:
+                raise InputError(f"unknown scene4d dataset {dataset!r}",
+                                 fix="use synth, tartanair or a DAVIS sequence in ../shared/data")
+            ann = Path(str(seq).replace("JPEGImages", "Annotations"))
+            r = benchmarks.eval_davis(seq, ann, run, cfg, cb)
+    r = {"dataset": dataset, "preset": preset, **r}
+    write_text(out / f"scene4d_{dataset}_{preset}_{depth}.csv", rows_to_csv([r]))
+    typer.echo(" | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()))
+    typer.echo(f"run folder: {run}")

@@ -68,16 +68,44 @@ def gradient_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, 
     return total
 
 
-def normalise_inverse_depth(depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Metric depth → inverse depth normalised per image to median 0 and mean absolute deviation 1 (on mask)."""
+def normalise_inverse_depth(depth: torch.Tensor, mask: torch.Tensor, return_stats: bool = False):
+    """Metric depth → inverse depth normalised per image to median 0 and mean absolute deviation 1 (on mask).
+
+    With ``return_stats`` also the per-image ``(median, scale)`` ``(B,)`` each, so that ``x·scale + median`` maps
+    a normalised map back to metric inverse depth."""
     inv = torch.where(mask, 1.0 / depth.clamp_min(1e-3), torch.zeros_like(depth))
-    out = []
+    out, meds, scales = [], [], []
     for i in range(len(inv)):
         v = inv[i][mask[i]]
         if v.numel() < 2:
             out.append(torch.zeros_like(inv[i]))
+            meds.append(inv.new_zeros(()))
+            scales.append(inv.new_ones(()))
             continue
         med = v.median()
         s = (v - med).abs().mean().clamp_min(1e-6)
         out.append((inv[i] - med) / s)
+        meds.append(med)
+        scales.append(s)
+    if return_stats:
+        return torch.stack(out), torch.stack(meds), torch.stack(scales)
     return torch.stack(out)
+
+
+def temporal_consistency_loss(inv0: torch.Tensor, inv1: torch.Tensor, landing: torch.Tensor, rz: torch.Tensor,
+                              tz: torch.Tensor, mask: torch.Tensor, max_err: float = 1.0) -> torch.Tensor:
+    """Reprojection consistency of two metric inverse-depth maps of consecutive frames (the flicker metric as a
+    loss): each pixel of frame 0 is lifted with ``1/inv0``, moved to frame 1 (``z = d0·rz + tz``, ground-truth
+    relative pose), and ``inv1`` is sampled bilinearly at its ground-truth landing pixel ``landing (B,2,H,W)``;
+    the error is ``|1 − z·inv1|`` (relative depth disagreement) averaged over ``mask`` (co-visible pixels),
+    clipped at ``max_err`` so gross outliers do not dominate. All maps ``(B,H,W)``, ``tz (B,)``."""
+    B, H, W = inv0.shape
+    d0 = 1.0 / inv0.clamp_min(1e-4)
+    z = d0 * rz + tz[:, None, None]
+    gx = 2 * landing[:, 0] / max(W - 1, 1) - 1
+    gy = 2 * landing[:, 1] / max(H - 1, 1) - 1
+    inv1s = F.grid_sample(inv1[:, None], torch.stack([gx, gy], -1), mode="bilinear", padding_mode="border",
+                          align_corners=True)[:, 0]
+    m = (mask & (z > 1e-3)).float()
+    err = (1 - z * inv1s).abs().clamp_max(max_err)
+    return (err * m).sum() / m.sum().clamp_min(1)

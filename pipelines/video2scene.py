@@ -1,0 +1,556 @@
+"""The video2scene job (GFlow): a video or frame folder → a 4D scene of still and moving Gaussians.
+
+Stages: ``frames`` (decode, resize to the preset's short side) → ``flow`` (forward + backward, occlusion) →
+``depth`` (the prior) → ``split`` (still/moving masks) → ``gflow`` (per-frame optimisation; per-frame checkpoints
+in the stage's scratch folder, so a killed run continues at the frame it reached) → ``outputs`` (scene file,
+cameras in three formats, tracks, masks) → ``renders`` (re-rendered input, novel-view orbit, depth and mask videos,
+per-frame PSNR/SSIM). Re-running resumes; ``force`` recomputes a stage and everything after it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vision3d.errors import InputError
+from vision3d.runner import ProgressFn, Runner, RunResult, Stage, StageContext
+
+
+@dataclass
+class FramesConfig:
+    short_side: int = 160
+    max_frames: int | None = None
+    stride: int = 1
+
+
+@dataclass
+class FlowConfig:
+    method: str = "dis"
+    device: str = "cpu"
+
+
+@dataclass
+class DepthConfig:
+    method: str = "geometric"       # multi-view geometry from the flow (GFlow's MASt3R prior is multi-view too)
+    device: str = "cpu"
+    source: str | None = None       # import: folder of depth maps
+    kind: str | None = None
+    scale: float | None = None
+
+
+@dataclass
+class SplitConfig:
+    threshold_px: float = 1.0       # Sampson distance in pixels at a short side of 160 (scaled with the frames)
+
+
+@dataclass
+class SceneConfig:
+    preset: str = "fast"
+    fov_deg: float | None = None
+    K: tuple[float, float, float, float] | None = None     # fx, fy, cx, cy at the processing size
+    device: str = "cpu"
+    seed: int = 0
+    iterations: float = 1.0           # scales every iteration count of the preset
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class OutputsConfig:
+    query_points: str | None = None   # .npy/.txt of (t, x, y) rows in processing pixels
+    mask: str | None = None           # first-frame object mask to propagate (any size; resized)
+
+
+@dataclass
+class RendersConfig:
+    orbit_frames: int = 60
+    fps: float = 15.0
+
+
+@dataclass
+class Video2SceneConfig:
+    frames: FramesConfig = field(default_factory=FramesConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    depth: DepthConfig = field(default_factory=DepthConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
+    renders: RendersConfig = field(default_factory=RendersConfig)
+
+    @classmethod
+    def preset(cls, name: str) -> Video2SceneConfig:
+        from vision3d.scene4d.config import GFlowConfig
+
+        g = GFlowConfig.preset(name)
+        return cls(frames=FramesConfig(short_side=g.short_side), scene=SceneConfig(preset=name))
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+def _frame_paths(run: Path) -> list[Path]:
+    return sorted((run / "frames").glob("*.png"))
+
+
+def _read_frame(p: Path) -> np.ndarray:
+    from vision3d.io.images import read_image
+
+    return read_image(p)
+
+
+def _npy(path: Path, arr: np.ndarray, dtype=np.float16) -> None:
+    from vision3d.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, arr.astype(dtype))
+
+
+def _png_mask(path: Path, mask: np.ndarray) -> None:
+    from vision3d.io.images import write_image
+
+    write_image(path, mask.astype(np.float32))
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    import cv2
+
+    m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if m is None:
+        raise InputError("cannot read this mask image", path=path, fix="give a PNG mask (white = object)")
+    return m > 127
+
+
+def _size_for(w: int, h: int, short_side: int) -> tuple[int, int]:
+    s = short_side / min(w, h)
+    return max(8, int(round(w * s))), max(8, int(round(h * s)))
+
+
+# ------------------------------------------------------------------------------------------------------- stages
+def stage_frames(ctx: StageContext) -> dict:
+    """Decode (streaming), resize so the short side is the preset's, write ``NNNNN.png``. A frame that fails to
+    decode ends the video there with a warning (the frames before it are kept) unless it is the first."""
+    import cv2
+
+    from vision3d.core.frames import open_frames
+    from vision3d.io.images import write_image
+
+    c: FramesConfig = ctx.config
+    src = open_frames(ctx.inputs["video"])
+    w, h = _size_for(*src.native_size, c.short_side)
+    total = len(src) if c.max_frames is None else min(len(src), c.max_frames * c.stride)
+    n, note = 0, None
+    it = iter(src)
+    for i in range(total):
+        try:
+            frame = next(it)
+        except StopIteration:
+            break
+        except InputError as e:
+            if n < 2:
+                raise
+            note = f"stopped at frame {i}: {e}"
+            break
+        if i % c.stride:
+            continue
+        if not np.isfinite(frame).all():
+            raise InputError(f"frame {i} contains NaN or inf pixels", path=ctx.inputs["video"])
+        frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+        write_image(ctx.out / f"{n:05d}.png", frame)
+        n += 1
+        ctx.progress(n, total // c.stride)
+        if c.max_frames is not None and n >= c.max_frames:
+            break
+    if n < 2:
+        raise InputError(f"the video has {n} readable frame(s); a 4D scene needs at least two",
+                         path=ctx.inputs["video"], fix="give a longer video or a folder of several frames")
+    if note:
+        ctx.log(note)
+    info = {"n_frames": n, "width": w, "height": h, "fps": float(src.fps), "native_size": list(src.native_size)}
+    (ctx.out / "frames.json").write_text(json.dumps(info | ({"warning": note} if note else {})))
+    return {"n_frames": n, "width": w, "height": h}
+
+
+def stage_flow(ctx: StageContext) -> dict:
+    """Forward and backward flow of every consecutive pair, and the forward–backward occlusion masks."""
+    from vision3d.flow.registry import estimate
+
+    frames = _frame_paths(ctx.run_dir)
+    n = len(frames) - 1
+    secs = []
+    for r in estimate((_read_frame(p) for p in frames), ctx.config.method, backward=True, device=ctx.config.device):
+        _npy(ctx.out / f"fw_{r.t:05d}.npy", r.forward)
+        _npy(ctx.out / f"bw_{r.t:05d}.npy", r.backward)
+        _png_mask(ctx.out / f"occ_{r.t:05d}.png", r.occlusion)
+        secs.append(r.seconds)
+        ctx.progress(r.t + 1, n)
+    return {"method": ctx.config.method, "seconds_per_pair": float(np.mean(secs)), "pairs": n}
+
+
+def stage_depth(ctx: StageContext) -> dict:
+    """The depth prior of every frame (``NNNNN.npy``) and its kind (``depth.json``)."""
+    from vision3d.depth.registry import METHODS, estimate
+
+    c: DepthConfig = ctx.config
+    frames = _frame_paths(ctx.run_dir)
+    kind = None
+    secs = []
+    for t, r in enumerate(estimate((_read_frame(p) for p in frames), c.method, source=c.source, kind=c.kind,
+                                   scale=c.scale, device=c.device)):
+        _npy(ctx.out / f"{t:05d}.npy", r.depth, np.float32)
+        kind = r.kind
+        secs.append(r.seconds)
+        ctx.progress(t + 1, len(frames))
+    kind = kind or METHODS[c.method].kind
+    (ctx.out / "depth.json").write_text(json.dumps({"method": c.method, "kind": kind}))
+    return {"method": c.method, "kind": kind, "seconds_per_frame": float(np.mean(secs))}
+
+
+def stage_split(ctx: StageContext) -> dict:
+    """Moving masks per frame from the epipolar error of the forward flow (the last frame: its backward flow)."""
+    import cv2
+
+    from vision3d.scene4d.split import moving_mask
+
+    flow_dir = ctx.dep("flow")
+    frames = _frame_paths(ctx.run_dir)
+    fracs, models = [], []
+    for t in range(len(frames)):
+        k = min(t, len(frames) - 2)
+        flow = np.load(flow_dir / f"{'fw' if t < len(frames) - 1 else 'bw'}_{k:05d}.npy").astype(np.float32)
+        occ = None
+        if t < len(frames) - 1:
+            occ = cv2.imread(str(flow_dir / f"occ_{k:05d}.png"), cv2.IMREAD_GRAYSCALE) > 127
+        r = moving_mask(flow, occ, threshold_px=ctx.config.threshold_px * min(flow.shape[1:]) / 160)
+        _png_mask(ctx.out / f"{t:05d}.png", r.moving)
+        fracs.append(float(r.moving.mean()))
+        models.append(r.model)
+        ctx.progress(t + 1, len(frames))
+    return {"moving_fraction": float(np.mean(fracs)), "models": {m: models.count(m) for m in set(models)}}
+
+
+def _intrinsics(c: SceneConfig, w: int, h: int, run: Path) -> tuple[np.ndarray, str]:
+    from vision3d.core.camera import fov_to_focal
+
+    if c.K is not None:
+        fx, fy, cx, cy = c.K
+        return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64), "given"
+    if c.fov_deg is not None:
+        f = fov_to_focal(np.deg2rad(c.fov_deg), w)
+        return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]], np.float64), "given fov"
+    from vision3d.scene4d.intrinsics import estimate_focal
+
+    flows = [np.load(p).astype(np.float32) for p in sorted((run / "flow").glob("fw_*.npy"))[:: max(1, 1)][:12]]
+    f, how = estimate_focal(flows, w, h)
+    return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]], np.float64), how
+
+
+def stage_scene(ctx: StageContext) -> dict:
+    """GFlow frame by frame. After each frame the solver state and the frame's record go to ``ctx.scratch`` so a
+    killed run continues there."""
+    import cv2
+    import torch
+
+    from vision3d.io.atomic import atomic_path
+    from vision3d.scene4d.config import GFlowConfig
+    from vision3d.scene4d.optimize import FrameInput, GFlow
+    from vision3d.scene4d.scene import DYNAMIC, assemble
+
+    c: SceneConfig = ctx.config
+    cfg = GFlowConfig.preset(c.preset).scaled(c.iterations).replace(**c.overrides)
+    run = ctx.run_dir
+    frames = _frame_paths(run)
+    info = json.loads((run / "frames" / "frames.json").read_text())
+    w, h = info["width"], info["height"]
+    kind = json.loads((run / "depth" / "depth.json").read_text())["kind"]
+    K, k_source = _intrinsics(c, w, h, run)
+    torch.manual_seed(c.seed)
+    solver = GFlow(cfg, K, w, h, kind, device=c.device, seed=c.seed)
+    state_path, rec_dir = ctx.scratch / "state.npz", ctx.scratch / "records"
+    rec_dir.mkdir(parents=True, exist_ok=True)
+    start = 0
+    if state_path.exists():
+        with np.load(state_path) as s:
+            solver.load_state(s)
+        start = solver.t + 1
+        ctx.log(f"resuming at frame {start}")
+    rows = json.loads((ctx.scratch / "rows.json").read_text()) if (ctx.scratch / "rows.json").exists() else []
+    rows = rows[:start]
+    for t in range(start, len(frames)):
+        fin = occ = new = None
+        if t > 0:
+            fin = np.load(run / "flow" / f"fw_{t - 1:05d}.npy").astype(np.float32)
+            occ = cv2.imread(str(run / "flow" / f"occ_{t - 1:05d}.png"), cv2.IMREAD_GRAYSCALE) > 127
+            from vision3d.flow.consistency import fb_occlusion
+
+            bw = np.load(run / "flow" / f"bw_{t - 1:05d}.npy").astype(np.float32)
+            new = fb_occlusion(bw, fin)          # pixels of frame t with no match in frame t-1
+        frame = FrameInput(_read_frame(frames[t]), np.load(run / "depth" / f"{t:05d}.npy").astype(np.float32),
+                           _read_mask(run / "split" / f"{t:05d}.png"), fin, occ, new)
+        r = solver.step(frame)
+        st = solver.state()
+        mi = st["moving"]
+        rec = {"ids": st["ids"][mi], **{k: st[k][mi] for k in DYNAMIC}}
+        with atomic_path(rec_dir / f"{t:05d}.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **rec)
+        with atomic_path(state_path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **st)
+        rows.append({k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in r.items()})
+        (ctx.scratch / "rows.json").write_text(json.dumps(rows))
+        ctx.progress(t + 1, len(frames), f"{r['n']} Gaussians ({r['n_moving']} moving), PSNR {r['psnr']:.2f}")
+    records = []
+    for t in range(len(frames)):
+        with np.load(rec_dir / f"{t:05d}.npz") as z:
+            records.append({k: z[k] for k in z.files})
+    scene = assemble(solver.state(), records, K, w, h)
+    scene.save(ctx.out / "scene4d.npz")
+    (ctx.out / "online.json").write_text(json.dumps({"rows": rows, "intrinsics": k_source,
+                                                     "config": asdict(cfg)}, default=list))
+    return {"n_gaussians": len(scene.moving), "n_moving": int(scene.moving.sum()),
+            "online_psnr": float(np.mean([r["psnr"] for r in rows])), "intrinsics": k_source,
+            "seconds": float(sum(r["seconds"] for r in rows))}
+
+
+def _scene(run: Path):
+    from vision3d.scene4d.scene import Scene4D
+
+    return Scene4D.load(run / "scene" / "scene4d.npz")
+
+
+def _render(g, V, K, w, h, device="cpu"):
+    import torch
+
+    from vision3d.render import rasterize
+
+    with torch.no_grad():
+        return rasterize(g, (torch.as_tensor(V, dtype=torch.float32)[None], torch.as_tensor(K, dtype=torch.float32)[None]),
+                         w, h, background=torch.zeros(3))
+
+
+def stage_cameras(ctx: StageContext) -> dict:
+    """Intrinsics and per-frame poses as a TUM trajectory, a nerfstudio ``transforms.json`` and a COLMAP model."""
+    from vision3d.io.cameras.colmap import write_colmap
+    from vision3d.io.cameras.nerfstudio import write_transforms
+    from vision3d.io.cameras.tum import write_tum_trajectory
+
+    cams = _scene(ctx.run_dir).cameras
+    names = [p.name for p in _frame_paths(ctx.run_dir)]
+    write_tum_trajectory(ctx.out / "trajectory_tum.txt", cams)
+    write_transforms(ctx.out / "transforms.json", cams, [f"../frames/{n}" for n in names])
+    write_colmap(ctx.out / "colmap", cams, names)
+    c = cams.centers
+    return {"path_length": float(np.linalg.norm(np.diff(c, axis=0), axis=1).sum()), "focal_px": float(cams.K[0, 0, 0])}
+
+
+def _query_tracks(scene, queries: np.ndarray, run: Path) -> np.ndarray:
+    """Track given pixels ``(Q,3)`` rows ``(t, x, y)``: the visible Gaussians projecting nearest to each query at
+    its frame carry it, by their mean displacement (inverse-distance weighted)."""
+    uv, front = scene.tracks2d()
+    T = scene.n_frames
+    out = np.full((len(queries), T, 2), np.nan, np.float32)
+    for q, (t, x, y) in enumerate(queries):
+        t = int(t)
+        if not 0 <= t < T:
+            raise InputError(f"query point {q} is at frame {t}; the scene has frames 0..{T - 1}")
+        g = scene.gaussians_at(t)
+        d = _render(g, scene.world_to_cam[t], scene.K, scene.width, scene.height).depth[0].numpy()
+        X = scene.tracks3d()[t]
+        cam = X @ scene.world_to_cam[t][:3, :3].T + scene.world_to_cam[t][:3, 3]
+        xi, yi = int(np.clip(round(x), 0, scene.width - 1)), int(np.clip(round(y), 0, scene.height - 1))
+        ok = front[t] & np.isfinite(uv[t]).all(1) & (scene.birth <= t)
+        surface = ok & (np.nan_to_num(cam[:, 2], nan=np.inf) <= d[yi, xi] * 1.1 + 1e-6)
+        dist = np.linalg.norm(np.nan_to_num(uv[t], nan=1e9) - np.array([x, y]), axis=1)
+        if (surface & (dist < 3)).any():     # Gaussians on the visible surface near the query; else the nearest
+            ok = surface
+        dist[~ok] = np.inf
+        near = np.argsort(dist)[:4]
+        near = near[np.isfinite(dist[near])]
+        if not len(near):
+            continue
+        wts = 1.0 / (dist[near] + 0.5)
+        disp = uv[:, near] - uv[t, near][None]
+        out[q] = np.array([x, y]) + np.nansum(disp * wts[None, :, None], 1) / wts.sum()
+    return out
+
+
+def stage_tracks(ctx: StageContext) -> dict:
+    """Every Gaussian is a track: 2D per-frame projections and 3D world positions (``tracks.npz``)."""
+    from vision3d.io.atomic import atomic_path
+
+    scene = _scene(ctx.run_dir)
+    uv, front = scene.tracks2d()
+    arrays = {"tracks2d": uv.astype(np.float32), "tracks3d": scene.tracks3d().astype(np.float32),
+              "in_front": front, "moving": scene.moving, "birth": scene.birth.astype(np.int32)}
+    qp = ctx.inputs.get("query_points")
+    if qp:
+        q = np.load(qp) if str(qp).endswith(".npy") else np.loadtxt(qp, ndmin=2)
+        if q.ndim != 2 or q.shape[1] != 3:
+            raise InputError(f"query points must be rows of (t, x, y), got shape {q.shape}", path=qp)
+        arrays["queries"] = q.astype(np.float32)
+        arrays["query_tracks"] = _query_tracks(scene, q, ctx.run_dir)
+    with atomic_path(ctx.out / "tracks.npz") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    return {"n_tracks": int(uv.shape[1]), "n_queries": len(arrays.get("queries", []))}
+
+
+def stage_masks(ctx: StageContext) -> dict:
+    """Per-frame moving-object masks (the moving Gaussians' rendered coverage); with a first-frame object mask,
+    that object's Gaussians propagated through the video (``object/NNNNN.png``)."""
+    import torch
+
+    from vision3d.render import rasterize
+
+    scene = _scene(ctx.run_dir)
+    obj = None
+    if "mask" in ctx.inputs:
+        import cv2
+
+        m = _read_mask(ctx.inputs["mask"])
+        m = cv2.resize(m.astype(np.uint8), (scene.width, scene.height), interpolation=cv2.INTER_NEAREST) > 0
+        uv, front = scene.tracks2d()
+        g0 = scene.gaussians_at(0)
+        d0 = _render(g0, scene.world_to_cam[0], scene.K, scene.width, scene.height).depth[0].numpy()
+        X = scene.tracks3d()[0]
+        z = X @ scene.world_to_cam[0][2, :3] + scene.world_to_cam[0][2, 3]
+        u0 = np.nan_to_num(uv[0], nan=-1.0)
+        xi = np.clip(np.round(u0[:, 0]), 0, scene.width - 1).astype(int)
+        yi = np.clip(np.round(u0[:, 1]), 0, scene.height - 1).astype(int)
+        inside = (uv[0, :, 0] >= 0) & (uv[0, :, 0] <= scene.width - 1) & (uv[0, :, 1] >= 0) & \
+            (uv[0, :, 1] <= scene.height - 1) & front[0] & (scene.birth == 0)
+        obj = inside & m[yi, xi] & (z <= d0[yi, xi] * 1.15 + 1e-6)   # in the mask and on its visible surface
+        (ctx.out / "object").mkdir()
+    fr = []
+    for t in range(scene.n_frames):
+        _, moving = scene.split_at(t)
+        V = scene.world_to_cam[t]
+        a = _render(moving, V, scene.K, scene.width, scene.height).alpha[0].numpy() if len(moving) else \
+            np.zeros((scene.height, scene.width), np.float32)
+        _png_mask(ctx.out / f"{t:05d}.png", a > 0.5)
+        fr.append(float((a > 0.5).mean()))
+        if obj is not None:
+            # the labelled Gaussians' coverage, occluded by everything in front of them
+            full = scene.gaussians_at(t, born_by_t=False)
+            feats = torch.as_tensor(obj[scene.alive_index(t)].astype(np.float32))[:, None]
+            with torch.no_grad():
+                out = rasterize(full, (torch.as_tensor(V, dtype=torch.float32)[None],
+                                       torch.as_tensor(scene.K, dtype=torch.float32)[None]),
+                                scene.width, scene.height, features=feats, background=torch.zeros(3))
+            share = out.features[0, ..., 0].numpy() / np.maximum(out.alpha[0].numpy(), 1e-6)
+            _png_mask(ctx.out / "object" / f"{t:05d}.png", (share > 0.5) & (out.alpha[0].numpy() > 0.3))
+        ctx.progress(t + 1, scene.n_frames)
+    return {"moving_fraction": float(np.mean(fr)), "object": obj is not None}
+
+
+def _look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """World→camera (OpenCV: x right, y down, z forward) for a camera at ``eye`` looking at ``target``."""
+    z = target - eye
+    z = z / np.linalg.norm(z)
+    x = np.cross(z, up)
+    x = x / max(np.linalg.norm(x), 1e-9)
+    y = np.cross(z, x)
+    R = np.stack([x, y, z])
+    V = np.eye(4)
+    V[:3, :3], V[:3, 3] = R, -R @ eye
+    return V
+
+
+def orbit_poses(scene, n: int, radius_frac: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """A novel-view path: while time runs through the video, the camera circles its input position at
+    ``radius_frac`` of the scene's median depth, looking at the median-depth point. Returns ``(frame (n,),
+    world_to_cam (n,4,4))``."""
+    T = scene.n_frames
+    ts = np.minimum((np.arange(n) * T) // n, T - 1)
+    X = scene.params["means"][~scene.moving] if (~scene.moving).any() else scene.params["means"]
+    V0 = scene.world_to_cam[0]
+    depth = float(np.median(X @ V0[2, :3] + V0[2, 3])) if len(X) else 1.0
+    depth = depth if np.isfinite(depth) and depth > 0 else 1.0
+    out = []
+    for k, t in enumerate(ts):
+        c2w = np.linalg.inv(scene.world_to_cam[t])
+        centre, R = c2w[:3, 3], c2w[:3, :3]
+        target = centre + R[:, 2] * depth
+        a = 2 * np.pi * k / n
+        eye = centre + radius_frac * depth * (np.cos(a) * R[:, 0] + np.sin(a) * R[:, 1])
+        out.append(_look_at(eye, target, -R[:, 1]))
+    return ts, np.stack(out)
+
+
+def stage_renders(ctx: StageContext) -> dict:
+    """Re-rendered input (beside the input), novel-view orbit, depth and moving-mask videos; per-frame PSNR/SSIM
+    of the re-render against the input frames."""
+    import kornia
+    import torch
+
+    from vision3d.depth.viz import depth_to_color
+    from vision3d.io.atomic import write_json
+    from vision3d.io.video import VideoWriter
+
+    scene = _scene(ctx.run_dir)
+    frames = _frame_paths(ctx.run_dir)
+    fps = ctx.config.fps
+    rows, depths = [], []
+    with VideoWriter(ctx.out / "rerender.mp4", fps=fps) as vr, VideoWriter(ctx.out / "masks.mp4", fps=fps) as vm:
+        for t in range(scene.n_frames):
+            gt = _read_frame(frames[t])
+            out = _render(scene.gaussians_at(t), scene.world_to_cam[t], scene.K, scene.width, scene.height)
+            pred = out.colors[0].clamp(0, 1)
+            g = torch.as_tensor(gt)
+            mse = float((pred - g).square().mean())
+            ssim = float(kornia.metrics.ssim(pred.permute(2, 0, 1)[None], g.permute(2, 0, 1)[None], 11).mean())
+            rows.append({"frame": t, "psnr": -10 * np.log10(max(mse, 1e-10)), "ssim": ssim})
+            vr.write(np.concatenate([gt, pred.numpy()], 1))
+            mask = _read_mask(ctx.dep("masks") / f"{t:05d}.png")
+            tint = gt.copy()
+            tint[mask] = 0.5 * tint[mask] + 0.5 * np.array([1.0, 0.1, 0.1])
+            vm.write(tint)
+            depths.append(np.where(out.alpha[0].numpy() > 0.5, out.depth[0].numpy(), np.nan))
+            ctx.progress(t + 1, scene.n_frames + ctx.config.orbit_frames)
+    allv = np.concatenate([d[np.isfinite(d)] for d in depths]) if depths else np.ones(1)
+    lo, hi = (float(np.percentile(1 / allv, 2)), float(np.percentile(1 / allv, 98))) if allv.size else (0.1, 1.0)
+    with VideoWriter(ctx.out / "depth.mp4", fps=fps) as vd:
+        for d in depths:
+            vd.write(depth_to_color(d, "metric", lo=lo, hi=hi))
+    ts, poses = orbit_poses(scene, ctx.config.orbit_frames)
+    with VideoWriter(ctx.out / "novel_orbit.mp4", fps=fps) as vo:
+        for k, (t, V) in enumerate(zip(ts, poses)):
+            out = _render(scene.gaussians_at(int(t), born_by_t=False), V, scene.K, scene.width, scene.height)
+            vo.write(out.colors[0].clamp(0, 1).numpy())
+            ctx.progress(scene.n_frames + k + 1, scene.n_frames + ctx.config.orbit_frames)
+    metrics = {"psnr": float(np.mean([r["psnr"] for r in rows])), "ssim": float(np.mean([r["ssim"] for r in rows])),
+               "per_frame": rows}
+    write_json(ctx.out / "metrics.json", metrics)
+    return {"psnr": metrics["psnr"], "ssim": metrics["ssim"], "frames": scene.n_frames}
+
+
+def video2scene_stages(c: Video2SceneConfig) -> list[Stage]:
+    """The job's stages (other jobs, such as the demo, append their own)."""
+    return [
+        Stage("frames", stage_frames, c.frames, files=["video"], outputs=["frames.json"]),
+        Stage("flow", stage_flow, c.flow, deps=["frames"]),
+        Stage("depth", stage_depth, c.depth, deps=["frames"], outputs=["depth.json"]),
+        Stage("split", stage_split, c.split, deps=["flow"]),
+        Stage("scene", stage_scene, c.scene, deps=["frames", "flow", "depth", "split"],
+              outputs=["scene4d.npz"]),
+        Stage("cameras", stage_cameras, None, deps=["scene"],
+              outputs=["trajectory_tum.txt", "transforms.json", "colmap"]),
+        Stage("tracks", stage_tracks, None, deps=["scene"], files=["query_points"] if c.outputs.query_points else [],
+              outputs=["tracks.npz"]),
+        Stage("masks", stage_masks, None, deps=["scene"], files=["mask"] if c.outputs.mask else []),
+        Stage("renders", stage_renders, c.renders, deps=["scene", "masks"],
+              outputs=["rerender.mp4", "novel_orbit.mp4", "depth.mp4", "metrics.json"]),
+    ]
+
+
+def video2scene_inputs(video: str | Path, c: Video2SceneConfig) -> dict:
+    inputs = {"video": video}
+    if c.outputs.query_points:
+        inputs["query_points"] = c.outputs.query_points
+    if c.outputs.mask:
+        inputs["mask"] = c.outputs.mask
+    return inputs
+
+
+def run_video2scene(video: str | Path, out: str | Path, config: Video2SceneConfig | None = None, force=None,
+                    progress: ProgressFn | None = None) -> RunResult:
+    """Run (or resume) the whole job; returns the runner's result (manifest with every stage's metrics)."""
+    c = config or Video2SceneConfig()
+    return Runner(out, "video2scene", progress).run(video2scene_stages(c), video2scene_inputs(video, c), force=force)

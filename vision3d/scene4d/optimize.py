@@ -1,0 +1,404 @@
+"""GFlow's per-frame optimisation: frame 0 fits Gaussians alone; every later frame runs the camera-only step (C1)
+on still Gaussians, moves the moving Gaussians along the optical flow, then the Gaussian-only step (C2).
+
+Losses (paper §3.4, weights in ``GFlowConfig``): ``λp(MSE + 1 − SSIM) + λd·depth + λf·flow + λi·isotropy``. The
+depth prior is aligned to the render by a robust scale and shift (GFlow's learnable ``a, b``, solved in closed
+form) and compared as relative L1; the flow term is the MSE (pixels) between each Gaussian's projected-centre
+displacement and the optical flow at its previous projection. Still centres never move; colours of still Gaussians
+born at earlier frames are frozen (the code zeroes all colour gradients after frame 0, ``freeze_colors`` in the
+paper preset); otherwise moving Gaussians keep adapting theirs, stored per frame in the scene file.
+Pixel-wise densification adds Gaussians where content is new (flow occlusion, empty render) at the start of C2,
+and where the photometric error stays high later; near-transparent Gaussians are pruned after each frame.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vision3d.errors import InputError
+from vision3d.render import rasterize
+from vision3d.scene4d.config import GFlowConfig
+from vision3d.scene4d.init import bilinear, gaussians_from_pixels, sample_pixels, texture_probability
+from vision3d.scene4d.pose import apply_increment, predict_next
+from vision3d.scene4d.prior import align_to_render, initial_depth
+
+PARAMS = ("means", "quats", "log_scales", "opacity_logits", "colors")
+
+
+@dataclass
+class FrameInput:
+    """What one frame brings: image ``(H,W,3)``, raw depth prior ``(H,W)``, moving mask, the optical flow from the
+    previous frame to this one (``flow_in``, in the previous frame's pixels) and which of this frame's pixels
+    have no match in the previous one (``new_content``)."""
+
+    image: np.ndarray
+    prior: np.ndarray
+    moving: np.ndarray
+    flow_in: np.ndarray | None = None
+    occluded_in: np.ndarray | None = None
+    new_content: np.ndarray | None = None
+
+
+class GFlow:
+    """The growing 4D scene and the per-frame solver. ``step(frame)`` processes the next frame."""
+
+    def __init__(self, config: GFlowConfig, K: np.ndarray, width: int, height: int, depth_kind: str,
+                 device: str = "cpu", seed: int = 0):
+        self.cfg, self.K, self.W, self.H, self.kind = config, np.asarray(K, np.float64), int(width), int(height), depth_kind
+        self.device = torch.device(device)
+        self.rng = np.random.default_rng(seed)
+        self.p: dict[str, torch.Tensor] = {}
+        self.moving = torch.zeros(0, dtype=torch.bool)
+        self.birth = torch.zeros(0, dtype=torch.long)
+        self.ids = torch.zeros(0, dtype=torch.long)
+        self.next_id = 0
+        self.poses: list[np.ndarray] = []
+        self.t = -1
+        self._prev_depth: np.ndarray | None = None      # rendered depth of the previous frame (0 where empty)
+        self._prev_moving = np.zeros((self.H, self.W), bool)
+        self._Kt = torch.as_tensor(self.K, dtype=torch.float32, device=self.device)
+
+    # ------------------------------------------------------------------------------------------- bookkeeping
+    @property
+    def n(self) -> int:
+        return 0 if not self.p else len(self.p["means"])
+
+    def _add(self, g: dict[str, np.ndarray], moving: np.ndarray) -> None:
+        n = len(g["means"])
+        if n == 0:
+            return
+        room = self.cfg.max_gaussians - self.n
+        if room <= 0:
+            return
+        if n > room:
+            keep = self.rng.choice(n, room, replace=False)
+            g, moving, n = {k: v[keep] for k, v in g.items()}, moving[keep], room
+        new = {k: torch.as_tensor(g[k], dtype=torch.float32, device=self.device) for k in PARAMS}
+        self.p = new if not self.p else {k: torch.cat([self.p[k].detach(), new[k]]) for k in PARAMS}
+        self.moving = torch.cat([self.moving, torch.as_tensor(moving, dtype=torch.bool)])
+        self.birth = torch.cat([self.birth, torch.full((n,), self.t, dtype=torch.long)])
+        self.ids = torch.cat([self.ids, torch.arange(self.next_id, self.next_id + n)])
+        self.next_id += n
+
+    def _keep(self, mask: torch.Tensor) -> None:
+        self.p = {k: v.detach()[mask] for k, v in self.p.items()}
+        self.moving, self.birth, self.ids = self.moving[mask], self.birth[mask], self.ids[mask]
+
+    def _spawn(self, image, depth, pose, prob, count: int, moving_mask) -> int:
+        if count <= 0 or prob.sum() <= 0:
+            return 0
+        xy, p = sample_pixels(prob, count, self.rng)
+        if not len(xy):
+            return 0
+        n_total = max(count / max(float(prob[prob > 0].size) / prob.size, 1e-6), count)
+        g = gaussians_from_pixels(image, depth, self.K, pose, xy, p, int(n_total), self.cfg.opacity_init, self.rng)
+        mv = bilinear(moving_mask.astype(np.float32), xy).reshape(-1) > 0.5
+        ok = np.isfinite(g["means"]).all(1) & np.isfinite(g["log_scales"]).all(1)
+        self._add({k: v[ok] for k, v in g.items()}, mv[ok])
+        return int(ok.sum())
+
+    # ---------------------------------------------------------------------------------------------- render
+    def render(self, pose: np.ndarray | torch.Tensor, index: torch.Tensor | None = None, params=None):
+        p = params or self.p
+        g = {k: (v if index is None else v[index]) for k, v in p.items()}
+        V = pose if isinstance(pose, torch.Tensor) else torch.as_tensor(pose, dtype=torch.float32, device=self.device)
+        return rasterize(g, (V[None], self._Kt[None]), self.W, self.H, backend=self.cfg.backend,
+                         background=torch.zeros(3, device=self.device))
+
+    def _project(self, means: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cam = means @ V[:3, :3].T + V[:3, 3]
+        z = cam[:, 2]
+        uv = cam[:, :2] / z.clamp_min(1e-6)[:, None] * torch.stack([self._Kt[0, 0], self._Kt[1, 1]]) + \
+            torch.stack([self._Kt[0, 2], self._Kt[1, 2]])
+        return uv, z
+
+    # ------------------------------------------------------------------------------------------------ losses
+    def _photo(self, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        import kornia
+
+        if mask is None:
+            mse = (pred - gt).square().mean()
+            ssim = kornia.metrics.ssim(pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None], 11).mean()
+        else:
+            m = mask[..., None].float()
+            mse = ((pred - gt).square() * m).sum() / (3 * m.sum()).clamp_min(1)
+            ssim_map = kornia.metrics.ssim(pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None], 11)
+            ssim = (ssim_map[0].mean(0) * mask.float()).sum() / mask.float().sum().clamp_min(1)
+        return self.cfg.lambda_photo * (mse + (1 - ssim))
+
+    def _iso(self, log_scales: torch.Tensor) -> torch.Tensor:
+        if not len(log_scales):
+            return log_scales.sum()
+        return self.cfg.lambda_iso * torch.exp(log_scales).std(dim=1).mean()
+
+    def _depth(self, rendered: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask & (target > 0)
+        if int(m.sum()) < 10:
+            return rendered.sum() * 0
+        scale = target[m].median().clamp_min(1e-6)
+        return self.cfg.lambda_depth * ((rendered - target).abs()[m] / scale).mean()
+
+    def _flow_targets(self, means_prev: torch.Tensor, flow: np.ndarray, occluded: np.ndarray | None):
+        """Previous projections of ``means_prev`` and where the flow says they went; visibility-weighted."""
+        Vp = torch.as_tensor(self.poses[-1], dtype=torch.float32, device=self.device)
+        uv0, z0 = self._project(means_prev, Vp)
+        uv0n = uv0.detach().cpu().numpy()
+        inside = (uv0n[:, 0] >= 0) & (uv0n[:, 0] <= self.W - 1) & (uv0n[:, 1] >= 0) & (uv0n[:, 1] <= self.H - 1)
+        inside &= z0.detach().cpu().numpy() > 1e-3
+        f = np.stack([bilinear(flow[0], uv0n), bilinear(flow[1], uv0n)], 1).reshape(-1, 2)
+        ok = inside.copy()
+        if occluded is not None:
+            ok &= bilinear(occluded.astype(np.float32), uv0n).reshape(-1) < 0.5
+        if self._prev_depth is not None:     # only Gaussians in front (the flow belongs to the visible surface)
+            dz = bilinear(self._prev_depth, uv0n).reshape(-1)
+            ok &= (z0.detach().cpu().numpy() <= dz * 1.05 + 1e-3) | (dz <= 0)
+        target = uv0.detach() + torch.as_tensor(f, dtype=torch.float32, device=self.device)
+        return uv0.detach(), target, torch.as_tensor(ok, device=self.device)
+
+    # ------------------------------------------------------------------------------------------------ steps
+    def _optimiser(self, iters: int, lr: float, params, start: int = 0):
+        """Adam with GFlow's linear decay to ``lr_end_factor``·lr over ``iters``; ``params`` is a list of tensors
+        (all at ``lr``) or of ``(tensor, lr)`` pairs; ``start`` resumes the schedule (a fresh optimiser after
+        densification)."""
+        groups = [{"params": [p], "lr": lr} if isinstance(p, torch.Tensor) else {"params": [p[0]], "lr": p[1]}
+                  for p in params]
+        for g in groups:
+            g["base_lr"] = g["lr"]
+        opt = torch.optim.Adam(groups)
+        end = self.cfg.lr_end_factor
+
+        class Linear:
+            def __init__(self):
+                self.i = start
+                self.step()
+
+            def step(self):
+                f = 1 - (1 - end) * min(self.i, iters) / max(iters, 1)
+                for grp in opt.param_groups:
+                    grp["lr"] = grp["base_lr"] * f
+                self.i += 1
+
+        return opt, Linear()
+
+    def _gaussian_step(self, image: np.ndarray, pose: np.ndarray, iters: int, depth_target: np.ndarray,
+                       depth_mask: np.ndarray, densify_at: tuple[int, ...], flow_info=None) -> dict:
+        """Gaussians only (camera fixed): photometric + depth (on ``depth_mask``) + flow (moving Gaussians) +
+        isotropy; still centres and old colours frozen; error-driven densification at ``densify_at``."""
+        gt = torch.as_tensor(image, dtype=torch.float32, device=self.device)
+        D = torch.as_tensor(depth_target, dtype=torch.float32, device=self.device)
+        Dm = torch.as_tensor(depth_mask, device=self.device)
+        V = torch.as_tensor(pose, dtype=torch.float32, device=self.device)
+        loss_v = float("nan")
+        step = 0
+        while step < iters:
+            leaves = {k: v.detach().clone().requires_grad_(True) for k, v in self.p.items()}
+            lrs = {"colors": self.cfg.lr_color, "opacity_logits": self.cfg.lr_opacity}
+            opt, sched = self._optimiser(iters, self.cfg.lr_gauss,
+                                         [(v, lrs.get(k) or self.cfg.lr_gauss) for k, v in leaves.items()], start=step)
+            frozen_means = ~self.moving if self.t > 0 else torch.zeros_like(self.moving)
+            # old colours are frozen (all of them in the paper preset; the still ones otherwise, so that one colour
+            # per still Gaussian serves every frame, while moving ones keep a colour per frame in the scene file)
+            frozen_colors = (self.birth < self.t) & (torch.ones_like(self.moving) if self.cfg.freeze_colors
+                                                     else ~self.moving)
+            stop = min([s for s in densify_at if s > step] + [iters])
+            for _it in range(step, stop):
+                out = self.render(V, params=leaves)
+                loss = self._photo(out.colors[0], gt) + self._iso(leaves["log_scales"]) + \
+                    self._depth(out.depth[0], D, Dm)
+                if flow_info is not None and bool(self.moving.any()):
+                    idx, target, ok = flow_info
+                    uv, _ = self._project(leaves["means"][idx], V)
+                    if bool(ok.any()):
+                        loss = loss + self.cfg.lambda_flow * (uv[ok] - target[ok]).square().sum(1).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if leaves["means"].grad is not None:
+                    leaves["means"].grad[frozen_means] = 0
+                if leaves["colors"].grad is not None:
+                    leaves["colors"].grad[frozen_colors] = 0
+                opt.step()
+                sched.step()
+                loss_v = float(loss.detach())
+            step = stop
+            self.p = {k: v.detach() for k, v in leaves.items()}
+            if step < iters:                  # error-driven densification, then a fresh optimiser
+                with torch.no_grad():
+                    err = (self.render(V).colors[0] - gt).abs().mean(-1).cpu().numpy()
+                prob = np.where(err > self.cfg.densify_error, err, 0.0)
+                self._spawn(image, depth_target, pose, prob / max(prob.sum(), 1e-12),
+                            int(self.cfg.densify_ratio * self.cfg.n_init), self._moving_now)
+        return {"loss": loss_v}
+
+    def _pnp_init(self, frame: FrameInput) -> np.ndarray | None:
+        """A closed-form start for C1: the previous frame's rendered still surface, carried by the optical flow,
+        gives 3D–2D matches; PnP + RANSAC on them. None when there are too few reliable matches."""
+        import cv2
+
+        from vision3d.scene4d.init import unproject
+
+        if self._prev_depth is None or frame.flow_in is None:
+            return None
+        step = max(2, int(np.sqrt(self.W * self.H / 3000)))
+        ys, xs = np.mgrid[step // 2:self.H:step, step // 2:self.W:step]
+        ok = (self._prev_depth[ys, xs] > 0) & ~self._prev_moving[ys, xs]
+        if frame.occluded_in is not None:
+            ok &= ~frame.occluded_in[ys, xs]
+        if ok.sum() < 30:
+            return None
+        xy = np.stack([xs[ok], ys[ok]], 1).astype(np.float64)
+        X = unproject(xy, self._prev_depth[ys, xs][ok], self.K, self.poses[-1]).astype(np.float64)
+        x = xy + np.stack([frame.flow_in[0][ys, xs][ok], frame.flow_in[1][ys, xs][ok]], 1)
+        guess = predict_next(self.poses)
+        rvec, _ = cv2.Rodrigues(guess[:3, :3])
+        tvec = guess[:3, 3:4].copy()
+        try:
+            good, rvec, tvec, inl = cv2.solvePnPRansac(X, x, self.K, None, rvec, tvec, useExtrinsicGuess=True,
+                                                       iterationsCount=200, reprojectionError=1.5,
+                                                       confidence=0.999, flags=cv2.SOLVEPNP_ITERATIVE)
+        except cv2.error:
+            return None
+        if not good or inl is None or len(inl) < max(20, 0.3 * len(X)):
+            return None
+        pose = np.eye(4)
+        pose[:3, :3] = cv2.Rodrigues(rvec)[0]
+        pose[:3, 3] = tvec.reshape(3)
+        return pose if np.isfinite(pose).all() else None
+
+    def _camera_step(self, image: np.ndarray, frame: FrameInput, init: np.ndarray) -> np.ndarray:
+        """Camera only (Gaussians fixed): photometric loss of the still Gaussians outside moving regions, plus the
+        flow of still Gaussians' projected centres."""
+        gt = torch.as_tensor(image, dtype=torch.float32, device=self.device)
+        base = torch.as_tensor(init, dtype=torch.float32, device=self.device)
+        omega = torch.full((3,), 1e-6, device=self.device, requires_grad=True)
+        v = torch.zeros(3, device=self.device, requires_grad=True)
+        still = torch.nonzero(~self.moving).reshape(-1)
+        with torch.no_grad():
+            mov_alpha = self.render(init, torch.nonzero(self.moving).reshape(-1)).alpha[0] if bool(self.moving.any()) \
+                else torch.zeros(self.H, self.W, device=self.device)
+        mask = (~torch.as_tensor(frame.moving, device=self.device)) & (mov_alpha < 0.5)
+        flow_terms = None
+        if frame.flow_in is not None and len(still):
+            sub = still if len(still) <= 4000 else still[torch.as_tensor(
+                self.rng.choice(len(still), 4000, replace=False), device=self.device)]
+            _, target, ok = self._flow_targets(self.p["means"][sub], frame.flow_in, frame.occluded_in)
+            flow_terms = (sub, target, ok)
+        opt, sched = self._optimiser(self.cfg.cam_iters, self.cfg.lr_cam, [omega, v])
+        for _ in range(self.cfg.cam_iters):
+            V = apply_increment(base, omega, v)
+            out = self.render(V, still)
+            loss = self._photo(out.colors[0], gt, mask & (out.alpha[0] > 0.5))
+            if flow_terms is not None and bool(flow_terms[2].any()):
+                sub, target, ok = flow_terms
+                uv, _ = self._project(self.p["means"][sub], V)
+                loss = loss + self.cfg.lambda_flow * (uv[ok] - target[ok]).square().sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        with torch.no_grad():
+            return apply_increment(base, omega, v).cpu().double().numpy()
+
+    def _aligned_depth(self, frame: FrameInput, pose: np.ndarray) -> np.ndarray:
+        """The depth prior of this frame, scaled and shifted to the render of the still Gaussians."""
+        with torch.no_grad():
+            still = torch.nonzero(~self.moving).reshape(-1)
+            out = self.render(pose, still)
+        rd, ra = out.depth[0].cpu().numpy(), out.alpha[0].cpu().numpy()
+        w = ((ra > 0.9) & ~frame.moving).astype(np.float64)
+        d = align_to_render(frame.prior, self.kind, rd, w)
+        if d is None:    # no overlap (a cut): keep the prior's shape at the scale of the previous frame's depth
+            ref = float(np.median(self._prev_depth[self._prev_depth > 0])) if self._prev_depth is not None else 1.0
+            d = initial_depth(frame.prior, self.kind)
+            d = d * ref / max(float(np.median(d)), 1e-6)
+        return d
+
+    def step(self, frame: FrameInput) -> dict:
+        """Process the next frame; returns its timings and online PSNR."""
+        tic = time.perf_counter()
+        image = np.ascontiguousarray(frame.image, np.float32)
+        if image.shape[:2] != (self.H, self.W):
+            raise InputError(f"frame {self.t + 1} is {image.shape[1]}x{image.shape[0]}, expected {self.W}x{self.H}")
+        self.t += 1
+        self._moving_now = frame.moving
+        cfg = self.cfg
+        if self.t == 0:
+            pose = np.eye(4)
+            depth = initial_depth(frame.prior, self.kind)
+            prob = texture_probability(image)
+            self._spawn(image, depth, pose, prob, cfg.n_init, frame.moving)
+            self.poses.append(pose)
+            info = self._gaussian_step(image, pose, cfg.first_iters, depth, np.ones_like(frame.moving),
+                                       cfg.densify_first)
+        else:
+            if frame.flow_in is None:
+                raise InputError(f"frame {self.t} has no optical flow from the previous frame")
+            init = self._pnp_init(frame)
+            pose = self._camera_step(image, frame, init if init is not None else predict_next(self.poses))
+            depth = self._aligned_depth(frame, pose)
+            flow_info = self._move_dynamic(frame, pose, depth)
+            with torch.no_grad():       # new content: no match in the previous frame, or nothing rendered there
+                alpha = self.render(pose).alpha[0].cpu().numpy()
+            new = (alpha < 0.5) | (frame.new_content if frame.new_content is not None else False)
+            new_frac = float(new.mean())
+            if new_frac > 0:
+                self._spawn(image, depth, pose, new / new.sum(), int(cfg.n_init * new_frac), frame.moving)
+            self.poses.append(pose)
+            info = self._gaussian_step(image, pose, cfg.gauss_iters, depth, frame.moving, cfg.densify_steps,
+                                       flow_info)
+        with torch.no_grad():
+            out = self.render(pose)
+            self._keep(torch.sigmoid(self.p["opacity_logits"]) > cfg.prune_opacity)
+            out = self.render(pose)
+        self._prev_depth = np.where(out.alpha[0].cpu().numpy() > 0.9, out.depth[0].cpu().numpy(), 0.0)
+        self._prev_moving = np.asarray(frame.moving, bool)
+        mse = float((out.colors[0].clamp(0, 1) - torch.as_tensor(image)).square().mean())
+        return {"frame": self.t, "psnr": -10 * np.log10(max(mse, 1e-10)), "n": self.n,
+                "n_moving": int(self.moving.sum()), "seconds": time.perf_counter() - tic, **info}
+
+    def _move_dynamic(self, frame: FrameInput, pose: np.ndarray, depth: np.ndarray):
+        """Move each moving Gaussian to ``uv + flow(uv)`` and re-unproject it with this frame's depth; returns the
+        flow targets (index, target pixels, validity) for C2's flow loss."""
+        idx = torch.nonzero(self.moving).reshape(-1)
+        if not len(idx) or frame.flow_in is None:
+            return None
+        _, target, ok = self._flow_targets(self.p["means"][idx], frame.flow_in, frame.occluded_in)
+        okn = ok.cpu().numpy()
+        tgt = target.cpu().numpy()
+        tgt[:, 0] = np.clip(tgt[:, 0], 0, self.W - 1)
+        tgt[:, 1] = np.clip(tgt[:, 1], 0, self.H - 1)
+        d = bilinear(depth, tgt).reshape(-1)
+        from vision3d.scene4d.init import unproject
+
+        moved = unproject(tgt, d, self.K, pose)
+        okn = okn & np.isfinite(moved).all(1) & (d > 0)
+        means = self.p["means"].clone()
+        sel = idx[torch.as_tensor(okn)]
+        means[sel] = torch.as_tensor(moved[okn], device=self.device)
+        self.p["means"] = means
+        return idx, target, ok
+
+    # ----------------------------------------------------------------------------------------------- resume
+    def state(self) -> dict[str, np.ndarray]:
+        s = {k: v.detach().cpu().numpy() for k, v in self.p.items()}
+        s.update(moving=self.moving.numpy(), birth=self.birth.numpy(), ids=self.ids.numpy(),
+                 poses=np.stack(self.poses), t=np.array(self.t), next_id=np.array(self.next_id),
+                 prev_depth=self._prev_depth if self._prev_depth is not None else np.zeros((0,)),
+                 prev_moving=self._prev_moving,
+                 rng=np.frombuffer(repr(self.rng.bit_generator.state).encode(), np.uint8))
+        return s
+
+    def load_state(self, s) -> None:
+        import ast
+
+        self.p = {k: torch.as_tensor(s[k], device=self.device) for k in PARAMS}
+        self.moving = torch.as_tensor(s["moving"]).bool()
+        self.birth, self.ids = torch.as_tensor(s["birth"]).long(), torch.as_tensor(s["ids"]).long()
+        self.poses = list(np.asarray(s["poses"], np.float64))
+        self.t, self.next_id = int(s["t"]), int(s["next_id"])
+        self._prev_depth = np.asarray(s["prev_depth"]) if np.asarray(s["prev_depth"]).size else None
+        self._prev_moving = np.asarray(s["prev_moving"], bool)
+        self.rng.bit_generator.state = ast.literal_eval(bytes(np.asarray(s["rng"])).decode())
