@@ -59,6 +59,10 @@ def main() -> None:
         r = run_one(name, a.preset, a.out)
         rows.append({"run": name, "preset": a.preset, **r, "machine": machine})
         print(name, {k: fmt(v) for k, v in r.items()}, flush=True)
+        write_tables(rows, a.preset, machine)        # after every run, so a long evaluation reports as it goes
+
+
+def write_tables(rows: list[dict], preset: str, machine: str) -> None:
     keys = sorted({k for r in rows for k in r})
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys)
@@ -76,7 +80,7 @@ def main() -> None:
         lines.append(f"| {r['run']} | {r['preset']} | {r['frames']} | {psnr} | {jf} | {traj} | {dep} | {trk} | "
                      f"{r['seconds'] / 60:.1f} min | {PAPER.get(r['run'], '')} |")
     lines.append("")
-    lines.append(f"Measured on the {machine} with `python scripts/eval_scene4d.py --preset {a.preset}`.")
+    lines.append(f"Measured on the {machine} with `python scripts/eval_scene4d.py --preset {preset}`.")
     replace_marked_block(REPO / "docs" / "results.md", "scene4d-table", "\n".join(lines),
                          heading="## Video → 4D scene (GFlow, issue 6)")
 

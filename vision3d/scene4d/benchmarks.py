@@ -66,7 +66,7 @@ def eval_tartanair(root: Path, run_dir: Path, cfg, depth: str = "geometric", pro
     err = trajectory_errors(np.linalg.inv(scene.world_to_cam), gt.cam_to_world[:T])
     path = float(np.linalg.norm(np.diff(gt.cam_to_world[:T, :3, 3], axis=0), axis=1).sum())
     return {"frames": T, "depth": depth, **{k: err[k] for k in ("ate", "rpe_t", "rpe_r")}, "path_length": path,
-            "psnr": m["renders.psnr"], "seconds": secs, "frames_used": len(frames)}
+            "psnr": m["renders.psnr"], "ssim": m["renders.ssim"], "seconds": secs, "frames_used": len(frames)}
 
 
 def eval_synth(sample: Path, run_dir: Path, cfg, progress=None) -> dict:
