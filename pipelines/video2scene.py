@@ -440,23 +440,12 @@ def stage_masks(ctx: StageContext) -> dict:
     return {"moving_fraction": float(np.mean(fr)), "object": obj is not None}
 
 
-def _look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """World→camera (OpenCV: x right, y down, z forward) for a camera at ``eye`` looking at ``target``."""
-    z = target - eye
-    z = z / np.linalg.norm(z)
-    x = np.cross(z, up)
-    x = x / max(np.linalg.norm(x), 1e-9)
-    y = np.cross(z, x)
-    R = np.stack([x, y, z])
-    V = np.eye(4)
-    V[:3, :3], V[:3, 3] = R, -R @ eye
-    return V
-
-
 def orbit_poses(scene, n: int, radius_frac: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
     """A novel-view path: while time runs through the video, the camera circles its input position at
     ``radius_frac`` of the scene's median depth, looking at the median-depth point. Returns ``(frame (n,),
     world_to_cam (n,4,4))``."""
+    from vision3d.core.camera import look_at
+
     T = scene.n_frames
     ts = np.minimum((np.arange(n) * T) // n, T - 1)
     X = scene.params["means"][~scene.moving] if (~scene.moving).any() else scene.params["means"]
@@ -470,7 +459,7 @@ def orbit_poses(scene, n: int, radius_frac: float = 0.15) -> tuple[np.ndarray, n
         target = centre + R[:, 2] * depth
         a = 2 * np.pi * k / n
         eye = centre + radius_frac * depth * (np.cos(a) * R[:, 0] + np.sin(a) * R[:, 1])
-        out.append(_look_at(eye, target, -R[:, 1]))
+        out.append(look_at(eye, target, up=-R[:, 1]))
     return ts, np.stack(out)
 
 
