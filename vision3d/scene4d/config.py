@@ -37,6 +37,7 @@ class GFlowConfig:
     densify_steps: tuple[int, ...] = (15, 30)     # later frames (paper 100, 200)
     max_gaussians: int = 15000
     prune_opacity: float = 0.005
+    max_screen_frac: float = 0.05       # largest Gaussian axis, as a share of the short side, after each frame
     opacity_init: float = 0.99
     freeze_colors: bool = False        # the code freezes colours of Gaussians from earlier frames (paper preset)
     backend: str = "auto"

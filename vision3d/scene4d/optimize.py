@@ -350,7 +350,7 @@ class GFlow:
             info = self._gaussian_step(image, pose, cfg.gauss_iters, depth, frame.moving, cfg.densify_steps,
                                        flow_info)
         with torch.no_grad():
-            out = self.render(pose)
+            self._bound_sizes(pose)
             self._keep(torch.sigmoid(self.p["opacity_logits"]) > cfg.prune_opacity)
             out = self.render(pose)
         self._prev_depth = np.where(out.alpha[0].cpu().numpy() > 0.9, out.depth[0].cpu().numpy(), 0.0)
@@ -358,6 +358,16 @@ class GFlow:
         mse = float((out.colors[0].clamp(0, 1) - torch.as_tensor(image)).square().mean())
         return {"frame": self.t, "psnr": -10 * np.log10(max(mse, 1e-10)), "n": self.n,
                 "n_moving": int(self.moving.sum()), "seconds": time.perf_counter() - tic, **info}
+
+    def _bound_sizes(self, pose: np.ndarray) -> None:
+        """Cap each Gaussian's largest axis at ``max_screen_frac`` of the short image side as seen from this frame's
+        camera: a few Gaussians blown up to cover the frame would make every later render slow (each pixel visits
+        them) and blur detail that densification should add instead."""
+        V = torch.as_tensor(pose, dtype=torch.float32, device=self.device)
+        z = (self.p["means"] @ V[2, :3] + V[2, 3]).clamp_min(1e-3)
+        focal = float(0.5 * (self.K[0, 0] + self.K[1, 1]))
+        cap = torch.log(self.cfg.max_screen_frac * min(self.W, self.H) * z / focal)[:, None]
+        self.p["log_scales"] = torch.minimum(self.p["log_scales"], cap)
 
     def _move_dynamic(self, frame: FrameInput, pose: np.ndarray, depth: np.ndarray):
         """Move each moving Gaussian to ``uv + flow(uv)`` and re-unproject it with this frame's depth; returns the
