@@ -345,6 +345,7 @@ def _query_tracks(scene, queries: np.ndarray, run: Path) -> np.ndarray:
     """Track given pixels ``(Q,3)`` rows ``(t, x, y)``: the visible Gaussians projecting nearest to each query at
     its frame carry it, by their mean displacement (inverse-distance weighted)."""
     uv, front = scene.tracks2d()
+    X3 = scene.tracks3d()
     T = scene.n_frames
     out = np.full((len(queries), T, 2), np.nan, np.float32)
     for q, (t, x, y) in enumerate(queries):
@@ -353,8 +354,7 @@ def _query_tracks(scene, queries: np.ndarray, run: Path) -> np.ndarray:
             raise InputError(f"query point {q} is at frame {t}; the scene has frames 0..{T - 1}")
         g = scene.gaussians_at(t)
         d = _render(g, scene.world_to_cam[t], scene.K, scene.width, scene.height).depth[0].numpy()
-        X = scene.tracks3d()[t]
-        cam = X @ scene.world_to_cam[t][:3, :3].T + scene.world_to_cam[t][:3, 3]
+        cam = X3[t] @ scene.world_to_cam[t][:3, :3].T + scene.world_to_cam[t][:3, 3]
         xi, yi = int(np.clip(round(x), 0, scene.width - 1)), int(np.clip(round(y), 0, scene.height - 1))
         ok = front[t] & np.isfinite(uv[t]).all(1) & (scene.birth <= t)
         surface = ok & (np.nan_to_num(cam[:, 2], nan=np.inf) <= d[yi, xi] * 1.1 + 1e-6)

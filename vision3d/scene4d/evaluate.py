@@ -26,13 +26,14 @@ def evaluate_scene(scene: Scene4D, gt: dict) -> dict:
     gt_c2w = np.linalg.inv(np.asarray(gt["world_to_cam"], np.float64)[:T])
     out = trajectory_errors(np.linalg.inv(scene.world_to_cam), gt_c2w)
     out["path_length_gt"] = float(np.linalg.norm(np.diff(gt_c2w[:, :3, 3], axis=0), axis=1).sum())
-    rels, const = [], []
+    rels, const, rendered = [], [], []
     K = torch.as_tensor(scene.K, dtype=torch.float32)[None]
     for t in range(T):
         V = torch.as_tensor(scene.world_to_cam[t], dtype=torch.float32)[None]
         with torch.no_grad():
             r = rasterize(scene.gaussians_at(t), (V, K), w, h, mode="depth")
         d, a = r.depth[0].numpy(), r.alpha[0].numpy()
+        rendered.append(d)
         g = cv2.resize(np.asarray(gt["depth"][t], np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
         ok = (a > 0.5) & (d > 0) & np.isfinite(g) & (g > 0)
         if ok.sum() > 10:
@@ -42,6 +43,7 @@ def evaluate_scene(scene: Scene4D, gt: dict) -> dict:
     out["depth_abs_rel"] = float(np.mean(rels)) if rels else float("nan")
     out["depth_abs_rel_constant"] = float(np.mean(const)) if const else float("nan")
     uv, front = scene.tracks2d()
+    X3 = scene.tracks3d()
     steps, zero = [], []
     for t in range(T - 1):
         f = _resize_flow(np.asarray(gt["flow_fw"][t], np.float32), w, h)
@@ -54,12 +56,8 @@ def evaluate_scene(scene: Scene4D, gt: dict) -> dict:
         ok &= ~occ[yi, xi]
         # only Gaussians on the visible surface carry the pixel's motion: compare against the rendered depth
         V = scene.world_to_cam[t]
-        X = scene.tracks3d()[t]
-        z = np.nan_to_num(X @ V[2, :3] + V[2, 3], nan=np.inf)
-        with torch.no_grad():
-            r = rasterize(scene.gaussians_at(t), (torch.as_tensor(V, dtype=torch.float32)[None], K), w, h,
-                          mode="depth")
-        ok &= z <= r.depth[0].numpy()[yi, xi] * 1.05
+        z = np.nan_to_num(X3[t] @ V[2, :3] + V[2, 3], nan=np.inf)
+        ok &= z <= rendered[t][yi, xi] * 1.05
         if ok.sum() < 5:
             continue
         gtf = f[:, yi[ok], xi[ok]].T
