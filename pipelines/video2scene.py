@@ -316,14 +316,22 @@ def _scene(run: Path):
     return Scene4D.load(run / "scene" / "scene4d.npz")
 
 
-def _render(g, V, K, w, h, device="cpu"):
+def _render(g, V, K, w, h, features=None):
+    """Render a scene state into one camera, on the GPU when there is one (gsplat), results on the CPU."""
+    import dataclasses
+
     import torch
 
     from vision3d.render import rasterize
 
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cam = (torch.as_tensor(V, dtype=torch.float32, device=dev)[None],
+           torch.as_tensor(K, dtype=torch.float32, device=dev)[None])
     with torch.no_grad():
-        return rasterize(g, (torch.as_tensor(V, dtype=torch.float32)[None], torch.as_tensor(K, dtype=torch.float32)[None]),
-                         w, h, background=torch.zeros(3))
+        out = rasterize(g, cam, w, h, background=torch.zeros(3, device=dev),
+                        features=None if features is None else torch.as_tensor(features, device=dev))
+    return dataclasses.replace(out, **{f.name: getattr(out, f.name).cpu() for f in dataclasses.fields(out)
+                                       if isinstance(getattr(out, f.name), torch.Tensor)})
 
 
 def stage_cameras(ctx: StageContext) -> dict:
@@ -395,10 +403,6 @@ def stage_tracks(ctx: StageContext) -> dict:
 def stage_masks(ctx: StageContext) -> dict:
     """Per-frame moving-object masks (the moving Gaussians' rendered coverage); with a first-frame object mask,
     that object's Gaussians propagated through the video (``object/NNNNN.png``)."""
-    import torch
-
-    from vision3d.render import rasterize
-
     scene = _scene(ctx.run_dir)
     obj = None
     if "mask" in ctx.inputs:
@@ -429,11 +433,8 @@ def stage_masks(ctx: StageContext) -> dict:
         if obj is not None:
             # the labelled Gaussians' coverage, occluded by everything in front of them
             full = scene.gaussians_at(t, born_by_t=False)
-            feats = torch.as_tensor(obj[scene.alive_index(t)].astype(np.float32))[:, None]
-            with torch.no_grad():
-                out = rasterize(full, (torch.as_tensor(V, dtype=torch.float32)[None],
-                                       torch.as_tensor(scene.K, dtype=torch.float32)[None]),
-                                scene.width, scene.height, features=feats, background=torch.zeros(3))
+            feats = obj[scene.alive_index(t)].astype(np.float32)[:, None]
+            out = _render(full, V, scene.K, scene.width, scene.height, features=feats)
             share = out.features[0, ..., 0].numpy() / np.maximum(out.alpha[0].numpy(), 1e-6)
             _png_mask(ctx.out / "object" / f"{t:05d}.png", (share > 0.5) & (out.alpha[0].numpy() > 0.3))
         ctx.progress(t + 1, scene.n_frames)
@@ -463,12 +464,21 @@ def orbit_poses(scene, n: int, radius_frac: float = 0.15) -> tuple[np.ndarray, n
     return ts, np.stack(out)
 
 
-def stage_renders(ctx: StageContext) -> dict:
-    """Re-rendered input (beside the input), novel-view orbit, depth and moving-mask videos; per-frame PSNR/SSIM
-    of the re-render against the input frames."""
+def image_scores(pred, gt: np.ndarray) -> dict:
+    """PSNR (dB) and SSIM (11×11 Gaussian window) of a rendered ``(H,W,3)`` image against the input frame."""
     import kornia
     import torch
 
+    g = torch.as_tensor(gt, dtype=torch.float32)
+    pred = torch.as_tensor(pred, dtype=torch.float32).clamp(0, 1)
+    mse = float((pred - g).square().mean())
+    ssim = float(kornia.metrics.ssim(pred.permute(2, 0, 1)[None], g.permute(2, 0, 1)[None], 11).mean())
+    return {"psnr": -10 * float(np.log10(max(mse, 1e-10))), "ssim": ssim}
+
+
+def stage_renders(ctx: StageContext) -> dict:
+    """Re-rendered input (beside the input), novel-view orbit, depth and moving-mask videos; per-frame PSNR/SSIM
+    of the re-render against the input frames."""
     from vision3d.depth.viz import depth_to_color
     from vision3d.io.atomic import write_json
     from vision3d.io.video import VideoWriter
@@ -482,10 +492,7 @@ def stage_renders(ctx: StageContext) -> dict:
             gt = _read_frame(frames[t])
             out = _render(scene.gaussians_at(t), scene.world_to_cam[t], scene.K, scene.width, scene.height)
             pred = out.colors[0].clamp(0, 1)
-            g = torch.as_tensor(gt)
-            mse = float((pred - g).square().mean())
-            ssim = float(kornia.metrics.ssim(pred.permute(2, 0, 1)[None], g.permute(2, 0, 1)[None], 11).mean())
-            rows.append({"frame": t, "psnr": -10 * np.log10(max(mse, 1e-10)), "ssim": ssim})
+            rows.append({"frame": t, **image_scores(pred, gt)})
             vr.write(np.concatenate([gt, pred.numpy()], 1))
             mask = _read_mask(ctx.dep("masks") / f"{t:05d}.png")
             tint = gt.copy()

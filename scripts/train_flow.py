@@ -7,6 +7,11 @@ Resumable: ``--resume`` continues from ``RUN/train_state.pt``. The final weights
 ``assets/checkpoints/<model>/<model>.safetensors`` with a JSON config and a model card.
 
     python scripts/train_flow.py --model compactflownet --minutes 20
+    python scripts/train_flow.py --model streamflow --device cuda --steps 0 --minutes 7 --workers 6   # time-based
+
+``--steps 0`` runs the one-cycle learning-rate schedule over the wall-time budget instead of a step count (for a
+machine whose speed is not known beforehand); ``--init CKPT`` starts from a checkpoint's weights with a fresh
+optimiser (fine-tuning a shipped model).
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ def validate(model, max_side: int | None = None) -> dict:
     model.eval()
     est = estimator_from_model(model)
     for name in ("middlebury", "sintel-clean", "sintel-final"):
+        if not any((data_root() / d).is_dir() for d in ("middlebury_flow", "sintel_flow")):
+            continue
         rows = [evaluate_sample(est, s) for s in iter_dataset(name)]
         out[name] = float(np.mean([r["epe"] for r in rows]))
     model.train()
@@ -87,9 +94,11 @@ def model_card(name: str, model, args, steps_done: int, seconds: float, history:
              f"batch {args.batch}",
              f"- **Optimisation:** AdamW lr {args.lr} (one-cycle), weight decay {args.wd}, grad clip 1.0, "
              f"{steps_done} steps",
-             f"- **Compute:** {platform.machine()} CPU, {torch.get_num_threads()} threads, {seconds / 60:.1f} min "
-             f"(`python scripts/train_flow.py --model {name} --steps {args.steps} --width {args.width} "
-             f"--height {args.height} --batch {args.batch} --lr {args.lr} --small-frac {args.small_frac}`, with `--resume` to continue)",
+             f"- **Compute:** {_hardware(args.device)}, {seconds / 60:.1f} min "
+             f"(`python scripts/train_flow.py --model {name} --steps {args.steps} --minutes {args.minutes} "
+             f"--width {args.width} --height {args.height} --batch {args.batch} --lr {args.lr} "
+             f"--small-frac {args.small_frac} --device {args.device} --workers {args.workers}"
+             f"{' --init ' + str(args.init) if args.init else ''}`, with `--resume` to continue)",
              "- **Knowledge distillation:** none (the paper distils from a large teacher; no teacher weights exist "
              "here)" if name == "compactflownet" else "- **Pre-training:** none (the paper starts from ImageNet Twins "
              "weights and FlyingChairs/Things; neither is available here)",
@@ -103,11 +112,24 @@ def model_card(name: str, model, args, steps_done: int, seconds: float, history:
     return "\n".join(lines)
 
 
+def _hardware(device: str) -> str:
+    """What trained it, for the model card."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(torch.device(device))} GPU (torch {torch.__version__})"
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def one_cycle(f: float, pct_start: float = 0.05) -> float:
+    """Linear warm-up over the first ``pct_start`` of training, then linear decay to 0; ``f`` in [0, 1]."""
+    f = min(max(f, 0.0), 1.0)
+    return max(f / pct_start, 1e-3) if f < pct_start else max(1 - (f - pct_start) / (1 - pct_start), 0.0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, choices=["compactflownet", "streamflow"])
     ap.add_argument("--preset", default="small", help="model config preset (small | paper)")
-    ap.add_argument("--steps", type=int, default=100000)
+    ap.add_argument("--steps", type=int, default=100000, help="0: schedule over the --minutes budget instead")
     ap.add_argument("--minutes", type=float, default=20.0, help="stop after this wall time")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--width", type=int, default=256)
@@ -122,6 +144,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="checkpoint folder (default assets/checkpoints/<model>)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=1, help="data worker processes (each renders whole batches)")
+    ap.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (fine-tuning)")
     a = ap.parse_args()
     photo_root = data_root() / "photos"
     a.photos = [str(photo_root / d) for d in ("kodak", "bsds") if (photo_root / d).is_dir()]
@@ -135,10 +159,14 @@ def main() -> None:
     cls = model_class(a.model)
     cfg_cls = cls.config_class if hasattr(cls, "config_class") else None
     model = cls(getattr(cfg_cls, a.preset)()) if cfg_cls is not None and hasattr(cfg_cls, a.preset) else cls()
+    if a.init is not None:
+        from vision3d.io.checkpoint import load_checkpoint
+
+        model.load_state_dict(load_checkpoint(a.init, model=a.model)[0])
     model.to(a.device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps + 100, pct_start=0.05,
-                                                anneal_strategy="linear", cycle_momentum=False)
+    progress = {"f": 0.0}       # share of the schedule done: steps / --steps, or wall time / --minutes
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: one_cycle(progress["f"]))
     step, history = 0, []
     state_path = run / "train_state.pt"
     if a.resume:
@@ -146,14 +174,14 @@ def main() -> None:
         print(f"resumed at step {step}")
     stream = SynthStream(a.model, model.frames_per_clip, a.width, a.height, a.batch, a.seed + step,
                          tuple(a.photos), a.small_frac)
-    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=1, prefetch_factor=4,
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=max(1, a.workers), prefetch_factor=4,
                                          persistent_workers=True)
     prev_minutes = history[-1]["minutes"] if history else 0.0  # wall time of earlier (resumed) sessions
     t_session = time.time()
     t0, losses, last_val = t_session - 60 * prev_minutes, [], {}
     budget = a.minutes * 60
     for images, flow, valid in loader:
-        if step >= a.steps or time.time() - t_session > budget:
+        if (a.steps and step >= a.steps) or time.time() - t_session > budget:
             break
         images, flow, valid = images.to(a.device), flow.to(a.device), valid.to(a.device)
         outputs = model(images)
@@ -162,8 +190,9 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        sched.step()
         step += 1
+        progress["f"] = step / a.steps if a.steps else (time.time() - t0) / (budget + 60 * prev_minutes)
+        sched.step()
         losses.append(loss.item())
         if step % 20 == 0:
             print(f"step {step} loss {np.mean(losses[-20:]):.3f} lr {sched.get_last_lr()[0]:.2e} "

@@ -26,24 +26,30 @@ def _run(video: Path, run_dir: Path, cfg, progress=None) -> tuple[dict, float]:
 
 def eval_davis(seq: Path, annotations: Path, run_dir: Path, cfg, progress=None) -> dict:
     """Re-render PSNR/SSIM and mask propagation J&F (mean over frames 1..T-1, the DAVIS protocol)."""
-    from vision3d.scene4d.metrics import contour_accuracy, region_similarity
-
     anns = sorted(annotations.glob("*.png"))
     if not anns:
         raise InputError("no annotation PNGs", path=annotations)
     cfg.outputs.mask = str(anns[0])
     m, secs = _run(seq, run_dir, cfg, progress)
     T, w, h = m["frames.n_frames"], m["frames.width"], m["frames.height"]
+    return {"frames": T, "size": f"{w}x{h}", "psnr": m["renders.psnr"], "ssim": m["renders.ssim"],
+            **mask_scores(run_dir / "masks" / "object", anns, T), "seconds": secs, "gaussians": m["scene.n_gaussians"]}
+
+
+def mask_scores(pred_dir: Path, anns: list[Path], n_frames: int) -> dict:
+    """DAVIS J (region IoU), F (contour accuracy) and their mean over frames 1..T-1 of propagated masks
+    (``pred_dir/NNNNN.png``) against annotations resized to the masks' size."""
+    from vision3d.scene4d.metrics import contour_accuracy, region_similarity
+
     J, F = [], []
-    for t in range(1, min(T, len(anns))):
-        pred = cv2.imread(str(run_dir / "masks" / "object" / f"{t:05d}.png"), cv2.IMREAD_GRAYSCALE) > 127
+    for t in range(1, min(n_frames, len(anns))):
+        pred = cv2.imread(str(pred_dir / f"{t:05d}.png"), cv2.IMREAD_GRAYSCALE) > 127
         gt = cv2.imread(str(anns[t]), cv2.IMREAD_GRAYSCALE)
-        gt = cv2.resize((gt > 127).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        gt = cv2.resize((gt > 127).astype(np.uint8), pred.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
         J.append(region_similarity(pred, gt))
         F.append(contour_accuracy(pred, gt))
     j, f = float(np.mean(J)), float(np.mean(F))
-    return {"frames": T, "size": f"{w}x{h}", "psnr": m["renders.psnr"], "ssim": m["renders.ssim"], "J": j, "F": f,
-            "JF": (j + f) / 2, "seconds": secs, "gaussians": m["scene.n_gaussians"]}
+    return {"J": j, "F": f, "JF": (j + f) / 2}
 
 
 def eval_tartanair(root: Path, run_dir: Path, cfg, depth: str = "geometric", progress=None) -> dict:

@@ -52,9 +52,10 @@ class GFlow:
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
         self.p: dict[str, torch.Tensor] = {}
-        self.moving = torch.zeros(0, dtype=torch.bool)
-        self.birth = torch.zeros(0, dtype=torch.long)
-        self.ids = torch.zeros(0, dtype=torch.long)
+        # bookkeeping lives on the same device as the parameters (masks index them every iteration)
+        self.moving = torch.zeros(0, dtype=torch.bool, device=self.device)
+        self.birth = torch.zeros(0, dtype=torch.long, device=self.device)
+        self.ids = torch.zeros(0, dtype=torch.long, device=self.device)
         self.next_id = 0
         self.poses: list[np.ndarray] = []
         self.t = -1
@@ -79,9 +80,10 @@ class GFlow:
             g, moving, n = {k: v[keep] for k, v in g.items()}, moving[keep], room
         new = {k: torch.as_tensor(g[k], dtype=torch.float32, device=self.device) for k in PARAMS}
         self.p = new if not self.p else {k: torch.cat([self.p[k].detach(), new[k]]) for k in PARAMS}
-        self.moving = torch.cat([self.moving, torch.as_tensor(moving, dtype=torch.bool)])
-        self.birth = torch.cat([self.birth, torch.full((n,), self.t, dtype=torch.long)])
-        self.ids = torch.cat([self.ids, torch.arange(self.next_id, self.next_id + n)])
+        dev = self.device
+        self.moving = torch.cat([self.moving, torch.as_tensor(moving, dtype=torch.bool, device=dev)])
+        self.birth = torch.cat([self.birth, torch.full((n,), self.t, dtype=torch.long, device=dev)])
+        self.ids = torch.cat([self.ids, torch.arange(self.next_id, self.next_id + n, device=dev)])
         self.next_id += n
 
     def _keep(self, mask: torch.Tensor) -> None:
@@ -355,7 +357,7 @@ class GFlow:
             out = self.render(pose)
         self._prev_depth = np.where(out.alpha[0].cpu().numpy() > 0.9, out.depth[0].cpu().numpy(), 0.0)
         self._prev_moving = np.asarray(frame.moving, bool)
-        mse = float((out.colors[0].clamp(0, 1) - torch.as_tensor(image)).square().mean())
+        mse = float((out.colors[0].clamp(0, 1) - torch.as_tensor(image, device=self.device)).square().mean())
         return {"frame": self.t, "psnr": -10 * np.log10(max(mse, 1e-10)), "n": self.n,
                 "n_moving": int(self.moving.sum()), "seconds": time.perf_counter() - tic, **info}
 
@@ -386,7 +388,7 @@ class GFlow:
         moved = unproject(tgt, d, self.K, pose)
         okn = okn & np.isfinite(moved).all(1) & (d > 0)
         means = self.p["means"].clone()
-        sel = idx[torch.as_tensor(okn)]
+        sel = idx[torch.as_tensor(okn, device=self.device)]
         means[sel] = torch.as_tensor(moved[okn], device=self.device)
         self.p["means"] = means
         return idx, target, ok
@@ -394,7 +396,7 @@ class GFlow:
     # ----------------------------------------------------------------------------------------------- resume
     def state(self) -> dict[str, np.ndarray]:
         s = {k: v.detach().cpu().numpy() for k, v in self.p.items()}
-        s.update(moving=self.moving.numpy(), birth=self.birth.numpy(), ids=self.ids.numpy(),
+        s.update(moving=self.moving.cpu().numpy(), birth=self.birth.cpu().numpy(), ids=self.ids.cpu().numpy(),
                  poses=np.stack(self.poses), t=np.array(self.t), next_id=np.array(self.next_id),
                  prev_depth=self._prev_depth if self._prev_depth is not None else np.zeros((0,)),
                  prev_moving=self._prev_moving,
@@ -405,8 +407,9 @@ class GFlow:
         import ast
 
         self.p = {k: torch.as_tensor(s[k], device=self.device) for k in PARAMS}
-        self.moving = torch.as_tensor(s["moving"]).bool()
-        self.birth, self.ids = torch.as_tensor(s["birth"]).long(), torch.as_tensor(s["ids"]).long()
+        self.moving = torch.as_tensor(s["moving"], device=self.device).bool()
+        self.birth = torch.as_tensor(s["birth"], device=self.device).long()
+        self.ids = torch.as_tensor(s["ids"], device=self.device).long()
         self.poses = list(np.asarray(s["poses"], np.float64))
         self.t, self.next_id = int(s["t"]), int(s["next_id"])
         self._prev_depth = np.asarray(s["prev_depth"]) if np.asarray(s["prev_depth"]).size else None
