@@ -102,10 +102,14 @@ def model_card(name: str, model, args, steps_done: int, seconds: float, history:
              "- **Knowledge distillation:** none (the paper distils from a large teacher; no teacher weights exist "
              "here)" if name == "compactflownet" else "- **Pre-training:** none (the paper starts from ImageNet Twins "
              "weights and FlyingChairs/Things; neither is available here)",
-             "", "## Validation (mean EPE, px; full resolution)", "",
-             "| step | " + " | ".join(val) + " |", "|---:|" + "---:|" * len(val)]
+             "", "## Validation (mean EPE, px; full resolution)", ""]
+    if not val:    # no real data where it trained (a GPU machine): say how to measure it afterwards
+        lines.append("Not validated during training (no `../shared/data` on that machine); measure with "
+                     f"`v3d eval flow --dataset sintel-clean --method {name} --checkpoint ...`.")
+    else:
+        lines += ["| step | " + " | ".join(val) + " |", "|---:|" + "---:|" * len(val)]
     for h in history:
-        if h.get("val"):
+        if h.get("val") and val:
             lines.append(f"| {h['step']} | " + " | ".join(f"{h['val'].get(k, float('nan')):.3f}" for k in val) + " |")
     lines += ["", "Real-data numbers are far behind the paper's (trained on FlyingChairs/Things/Sintel with a GPU for "
                   "days); see docs/results.md for the comparison.", ""]

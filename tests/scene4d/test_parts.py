@@ -132,3 +132,20 @@ def test_a_flat_prior_becomes_a_plane():
     assert np.allclose(initial_depth(flat, "relative"), 1.0)
     assert np.allclose(initial_depth(flat, "metric"), 3.0)
     assert np.all(np.isfinite(initial_depth(flat, "inverse")))
+
+
+def test_bilinear_samples_more_points_than_remap_takes_in_one_row():
+    """The paper preset samples 50k pixels at once; cv2.remap's maps must stay under 32767 per side."""
+    from vision3d.scene4d.init import bilinear
+
+    rng = np.random.default_rng(0)
+    img = rng.random((48, 64, 3)).astype(np.float32)
+    xy = rng.uniform(0, [63, 47], (40_000, 2)).astype(np.float32)
+    x0, y0 = np.floor(xy).astype(int).T
+    fx, fy = (xy - np.floor(xy)).T[..., None]
+    x1, y1 = np.minimum(x0 + 1, 63), np.minimum(y0 + 1, 47)
+    ref = (img[y0, x0] * (1 - fx) * (1 - fy) + img[y0, x1] * fx * (1 - fy) + img[y1, x0] * (1 - fx) * fy
+           + img[y1, x1] * fx * fy)
+    out = bilinear(img, xy)
+    assert out.shape == (40_000, 3) and np.abs(out - ref).max() < 1e-5
+    assert bilinear(img[..., 0], xy[:0]).shape == (0,)

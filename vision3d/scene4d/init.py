@@ -43,11 +43,18 @@ def sample_pixels(prob: np.ndarray, n: int, rng: np.random.Generator) -> tuple[n
 
 
 def bilinear(img: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Sample ``img`` ``(H,W)`` or ``(H,W,C)`` at float pixels ``xy (n,2)`` (border clamped)."""
-    mx = np.ascontiguousarray(xy[:, 0], np.float32)[None]
-    my = np.ascontiguousarray(xy[:, 1], np.float32)[None]
-    out = cv2.remap(np.ascontiguousarray(img, np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out[0]
+    """Sample ``img`` ``(H,W)`` or ``(H,W,C)`` at float pixels ``xy (n,2)`` (border clamped). The points go to
+    ``cv2.remap`` as rows of at most 4096 (its maps must stay under 32767 on a side)."""
+    n = len(xy)
+    if n == 0:
+        return np.zeros((0, *np.shape(img)[2:]), np.float32)
+    cols = min(n, 4096)
+    rows = -(-n // cols)
+    maps = np.zeros((2, rows * cols), np.float32)
+    maps[:, :n] = np.asarray(xy, np.float32).T
+    out = cv2.remap(np.ascontiguousarray(img, np.float32), maps[0].reshape(rows, cols), maps[1].reshape(rows, cols),
+                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(rows * cols, *out.shape[2:])[:n]
 
 
 def unproject(xy: np.ndarray, depth: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray) -> np.ndarray:
