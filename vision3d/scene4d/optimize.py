@@ -32,8 +32,9 @@ PARAMS = ("means", "quats", "log_scales", "opacity_logits", "colors")
 @dataclass
 class FrameInput:
     """What one frame brings: image ``(H,W,3)``, raw depth prior ``(H,W)``, moving mask, the optical flow from the
-    previous frame to this one (``flow_in``, in the previous frame's pixels) and which of this frame's pixels
-    have no match in the previous one (``new_content``)."""
+    previous frame to this one (``flow_in``, in the previous frame's pixels), which of this frame's pixels
+    have no match in the previous one (``new_content``) and, when the camera is known (a calibrated rig, COLMAP,
+    an oracle run), its world-to-camera ``pose``: the camera step is then skipped."""
 
     image: np.ndarray
     prior: np.ndarray
@@ -41,6 +42,7 @@ class FrameInput:
     flow_in: np.ndarray | None = None
     occluded_in: np.ndarray | None = None
     new_content: np.ndarray | None = None
+    pose: np.ndarray | None = None
 
 
 class GFlow:
@@ -200,7 +202,7 @@ class GFlow:
             leaves = {k: v.detach().clone().requires_grad_(True) for k, v in self.p.items()}
             lrs = {"colors": self.cfg.lr_color, "opacity_logits": self.cfg.lr_opacity}
             opt, sched = self._optimiser(iters, self.cfg.lr_gauss,
-                                         [(v, lrs.get(k) or self.cfg.lr_gauss) for k, v in leaves.items()], start=step)
+                                         [(v, self.cfg.lr_gauss if lrs.get(k) is None else lrs[k]) for k, v in leaves.items()], start=step)
             frozen_means = ~self.moving if self.t > 0 else torch.zeros_like(self.moving)
             # old colours are frozen (all of them in the paper preset; the still ones otherwise, so that one colour
             # per still Gaussian serves every frame, while moving ones keep a colour per frame in the scene file)
@@ -328,7 +330,7 @@ class GFlow:
         self._moving_now = frame.moving
         cfg = self.cfg
         if self.t == 0:
-            pose = np.eye(4)
+            pose = np.eye(4) if frame.pose is None else np.asarray(frame.pose, np.float64)
             depth = initial_depth(frame.prior, self.kind)
             prob = texture_probability(image)
             self._spawn(image, depth, pose, prob, cfg.n_init, frame.moving)
@@ -338,8 +340,11 @@ class GFlow:
         else:
             if frame.flow_in is None:
                 raise InputError(f"frame {self.t} has no optical flow from the previous frame")
-            init = self._pnp_init(frame)
-            pose = self._camera_step(image, frame, init if init is not None else predict_next(self.poses))
+            if frame.pose is not None:
+                pose = np.asarray(frame.pose, np.float64)
+            else:
+                init = self._pnp_init(frame)
+                pose = self._camera_step(image, frame, init if init is not None else predict_next(self.poses))
             depth = self._aligned_depth(frame, pose)
             flow_info = self._move_dynamic(frame, pose, depth)
             with torch.no_grad():       # new content: no match in the previous frame, or nothing rendered there

@@ -40,7 +40,7 @@ class Scene4D:
     def moving_index(self) -> np.ndarray:
         return np.nonzero(self.moving)[0]
 
-    def _alive_moving(self, t: int) -> np.ndarray:
+    def moving_alive(self, t: int) -> np.ndarray:
         """``(M,)`` which moving Gaussians exist at frame ``t``."""
         m = len(self.moving_index)
         return np.isfinite(self.dynamic["means"][t].reshape(m, 3)).all(1) if m else np.zeros(0, bool)
@@ -62,7 +62,7 @@ class Scene4D:
         p = {k: v.copy() for k, v in self.params.items()}
         mi = self.moving_index
         alive = np.ones(len(self.moving), bool)
-        ok = self._alive_moving(t)
+        ok = self.moving_alive(t)
         for k in DYNAMIC:
             p[k][mi[ok]] = self.dynamic[k][t][ok]
         alive[mi[~ok]] = False
@@ -83,7 +83,7 @@ class Scene4D:
         """Indices of the Gaussians ``gaussians_at(t, born_by_t=False)`` returns, in its order."""
         t = self._check_frame(t)
         alive = np.ones(len(self.moving), bool)
-        alive[self.moving_index[~self._alive_moving(t)]] = False
+        alive[self.moving_index[~self.moving_alive(t)]] = False
         return np.nonzero(alive)[0]
 
     def tracks3d(self) -> np.ndarray:
