@@ -32,3 +32,4 @@ def demo(
     run = result.run_dir.resolve()
     typer.echo(f"results: {run}  (renders/rerender.mp4, renders/novel_orbit.mp4, cameras/, tracks/, masks/)")
     typer.echo(f"one frame as a 3DGS .ply: v3d export-frame {run} --frame 0")
+    typer.echo(f"look at it in the browser: v3d view {run}   (or a static copy: v3d view {run} --export site/)")
