@@ -61,7 +61,7 @@ def main() -> None:
            "psnr": float(np.mean([r["psnr"] for r in rows])), "ssim": float(np.mean([r["ssim"] for r in rows])),
            **mask_scores(a.out / "masks" / "object", anns, scene.n_frames), "seconds_total": total,
            "stage_seconds": {k: v.get("seconds") for k, v in m["stages"].items()},
-           "gaussians": int(len(scene.moving)), "per_frame": rows,
+           "gaussians": len(scene.moving), "per_frame": rows,
            "online": json.loads((a.out / "scene" / "online.json").read_text())["rows"]}
     a.result.write_text(json.dumps(out, indent=1, default=float))
     print(json.dumps({k: v for k, v in out.items() if k not in ("per_frame", "online")}, default=float))

@@ -95,10 +95,11 @@ class Viewer:
             self.show_tracks3d = gui.add_checkbox("3D tracks", True)
             self.show_tracks2d = gui.add_checkbox("2D tracks on the frame", True)
             self.show_mask = gui.add_checkbox("moving-object mask", bool(c.masks))
+            self.show_frustum = gui.add_checkbox("input camera + frame", True)
             self.view_input = gui.add_button("view from input camera")
         self.slider.on_update(lambda _: self.set_frame(int(self.slider.value)))
         self.show_still.on_update(lambda _: self._set_visible(self.show_still.value))
-        for h in (self.show_moving, self.show_tracks3d, self.show_tracks2d, self.show_mask):
+        for h in (self.show_moving, self.show_tracks3d, self.show_tracks2d, self.show_mask, self.show_frustum):
             h.on_update(lambda _: self.set_frame(self.t, force=True))
         self.view_input.on_click(lambda ev: self.look_from_input(ev.client))
         self.set_frame(0)
@@ -160,13 +161,14 @@ class Viewer:
                 if len(m) and self.show_moving.value:
                     self._frame_nodes["moving"] = sc.add_gaussian_splats("/moving", m.centers, m.covariances,
                                                                          m.rgbs, m.opacities)
-                c2w = np.linalg.inv(c.world_to_cam[t])
-                w, h = c.size
-                fov = 2 * np.arctan2(h / 2, c.K[1, 1])
-                sc.add_camera_frustum("/camera", fov=float(fov), aspect=w / h, scale=self.cam_scale,
-                                      thickness=2.0, thickness_units="screen",
-                                      color=(255, 140, 0), image=self.frame_image(t), format="jpeg",
-                                      jpeg_quality=85, wxyz=_quat_wxyz(c2w[:3, :3]), position=c2w[:3, 3])
+                if self.show_frustum.value:
+                    c2w = np.linalg.inv(c.world_to_cam[t])
+                    w, h = c.size
+                    fov = 2 * np.arctan2(h / 2, c.K[1, 1])
+                    self._frame_nodes["camera"] = sc.add_camera_frustum(
+                        "/camera", fov=float(fov), aspect=w / h, scale=self.cam_scale, thickness=2.0,
+                        thickness_units="screen", color=(255, 140, 0), image=self.frame_image(t), format="jpeg",
+                        jpeg_quality=85, wxyz=_quat_wxyz(c2w[:3, :3]), position=c2w[:3, 3])
                 tr = self._track_segments(t) if self.show_tracks3d.value else None
                 if tr is not None:
                     self._frame_nodes["tracks"] = sc.add_line_segments("/tracks", tr[0], tr[1], thickness=2.0,
@@ -175,9 +177,11 @@ class Viewer:
                 self.slider.value = t
 
     def look_from_input(self, client) -> None:
-        """Put the browser's camera where the input camera of the current frame was."""
+        """Put the browser's camera where the input camera of the current frame was (hiding the frustum, whose
+        frame would otherwise fill the view)."""
         if client is None:
             return
+        self.show_frustum.value = False
         c = self.c
         c2w = np.linalg.inv(c.world_to_cam[max(self.t, 0)])
         depth = self.scene_depth()

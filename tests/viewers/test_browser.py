@@ -12,8 +12,15 @@ import time
 import pytest
 
 from tests.conftest import REPO
-from viewers.browser import CHROMIUM_ARGS, Page, ViewerProcess, changed_fraction, chromium_path, drawn_fraction, \
-    free_port
+from viewers.browser import (
+    CHROMIUM_ARGS,
+    Page,
+    ViewerProcess,
+    changed_fraction,
+    chromium_path,
+    drawn_fraction,
+    free_port,
+)
 
 ART = REPO / "test-artifacts" / "viewer"
 CHROMIUM = chromium_path()
@@ -44,6 +51,9 @@ def test_4d_run_draws_and_the_timeline_changes_the_picture(browser, small_run):
         assert drawn_fraction(last) > 0.05
         assert changed_fraction(first, last) > 0.005, changed_fraction(first, last)
         assert 0 < pg.bytes_in - sent < sent / 2       # a frame switch does not resend the still Gaussians
+        pg.page.get_by_role("button", name="view from input camera").click()
+        from_input = pg.shot("run_from_input_camera", 3000)
+        assert changed_fraction(last, from_input) > 0.02           # the browser camera jumped to the input camera
         assert pg.real_errors() == [], pg.errors
         pg.close()
     finally:
