@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--steps", type=int, default=8, help="timeline steps to time")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "bench" / "viewer.md")
+    ap.add_argument("--screenshot", type=Path, default=None, help="also save the first frame's page as PNG")
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -61,6 +62,9 @@ def main() -> None:
             _, t_first = wait_until(lambda: drawn_fraction(pg.grab()) > 0.05, 120, 0.2)
             pg.page.wait_for_timeout(2000)                  # let the rest of the first frame's messages arrive
             first_bytes = pg.bytes_in
+            if a.screenshot is not None:
+                a.screenshot.parent.mkdir(parents=True, exist_ok=True)
+                a.screenshot.write_bytes(pg.page.screenshot())
             slider = pg.page.get_by_role("slider").first
             slider.focus()
             steps = []
