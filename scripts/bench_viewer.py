@@ -53,8 +53,7 @@ def main() -> None:
     t0 = time.perf_counter()
     content = load(a.run)
     t_load = time.perf_counter() - t0
-    v = ViewerProcess(a.run, "--port", free_port())
-    try:
+    with ViewerProcess(a.run, "--port", free_port()) as v:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             t0 = time.perf_counter()
@@ -76,8 +75,6 @@ def main() -> None:
                 steps.append((dt, pg.bytes_in - before_bytes))
             errors = pg.real_errors()
             browser.close()
-    finally:
-        v.stop()
     n_mov = [len(m) for m in content.moving] if content.moving else [0]
     dts, sent = np.array([s[0] for s in steps]), np.array([s[1] for s in steps])
     lines = ["# Viewer benchmark", "",

@@ -218,7 +218,7 @@ class Viewer:
             c2w = np.linalg.inv(c.world_to_cam[0])
             fwd, up = c2w[:3, 2], -c2w[:3, 1]
             depth, right = self.scene_depth(), c2w[:3, 0]
-            pos = c2w[:3, 3] - fwd * 0.5 * depth + up * 0.3 * depth + right * 0.2 * depth   # frustum and scene both show
+            pos = c2w[:3, 3] - fwd * 0.5 * depth + up * 0.3 * depth + right * 0.2 * depth   # frustum + scene show
             return pos, c2w[:3, 3] + fwd * depth, up
         return centre + np.array([0.0, -0.3, -1.6]) * self.extent, centre, np.array([0.0, -1.0, 0.0])
 

@@ -64,6 +64,12 @@ class ViewerProcess:
             self.stop()
             raise RuntimeError("v3d view did not start:\n" + "".join(self.lines))
 
+    def __enter__(self) -> ViewerProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def stop(self) -> None:
         self.proc.terminate()
         try:

@@ -38,8 +38,7 @@ def browser():
 
 
 def test_4d_run_draws_and_the_timeline_changes_the_picture(browser, small_run):
-    v = ViewerProcess(small_run, "--port", free_port())
-    try:
+    with ViewerProcess(small_run, "--port", free_port()) as v:
         pg = Page(browser, v.url, ART)
         first = pg.shot("run_frame0", 6000)
         assert drawn_fraction(first) > 0.05, drawn_fraction(first)
@@ -56,20 +55,15 @@ def test_4d_run_draws_and_the_timeline_changes_the_picture(browser, small_run):
         assert changed_fraction(last, from_input) > 0.02           # the browser camera jumped to the input camera
         assert pg.real_errors() == [], pg.errors
         pg.close()
-    finally:
-        v.stop()
 
 
 def test_mesh_draws(browser, mesh_file):
-    v = ViewerProcess(mesh_file, "--port", free_port())
-    try:
+    with ViewerProcess(mesh_file, "--port", free_port()) as v:
         pg = Page(browser, v.url, ART)
         img = pg.shot("mesh", 5000)
         assert drawn_fraction(img) > 0.02, drawn_fraction(img)
         assert pg.real_errors() == [], pg.errors
         pg.close()
-    finally:
-        v.stop()
 
 
 def test_taken_port_moves_to_the_next_free_one(small_run):
@@ -77,11 +71,8 @@ def test_taken_port_moves_to_the_next_free_one(small_run):
         s.bind(("127.0.0.1", 0))
         s.listen()
         taken = s.getsockname()[1]
-        v = ViewerProcess(small_run, "--port", taken)
-        try:
+        with ViewerProcess(small_run, "--port", taken) as v:
             assert not v.url.endswith(f":{taken}") and any("in use" in line for line in v.lines), v.lines
-        finally:
-            v.stop()
 
 
 def test_static_export_plays_without_python(browser, small_run, tmp_path):
