@@ -23,6 +23,10 @@ from vision3d.io.markdown import replace_marked_block
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ["tartanair", "nyu", "kitti"]
 METHODS = ["constant", "geometric", "futuredepth", "primedepth"]
+# temporal-fusion variants, run on video datasets only (label → method, estimate() options)
+VARIANTS = {"futuredepth": [("futuredepth --no-temporal", {"temporal": False})],
+            "primedepth": [("primedepth --temporal", {"temporal": True})]}
+VIDEO_DATASETS = {"tartanair"}
 PAPER = {"futuredepth": "KITTI Eigen AbsRel 0.041 / δ1 0.984 (paper, trained on KITTI)",
          "primedepth": "zero-shot KITTI AbsRel 0.079 / δ1 0.937, NYUv2 0.058 / 0.966 (paper, SD 2.1 backbone)",
          "geometric": "—", "constant": "—"}
@@ -40,33 +44,46 @@ def main() -> None:
             if m == "geometric" and d != "tartanair":
                 rows.append({"method": m, "dataset": d, "missing": "needs a video (single images here)"})
                 continue
-            try:
-                r = evaluate(m, d)
-            except InputError as e:
-                rows.append({"method": m, "dataset": d, "missing": str(e).split(" (")[0]})
-                print(f"skip {m} on {d}: {e}")
-                continue
-            rows.append({"method": m, "dataset": d, "kind": r["kind"], "samples": len(r["samples"]),
-                         **{k: r[k] for k in ("abs_rel", "delta1", "rmse", "seconds")},
-                         "flicker": r.get("flicker", float("nan"))})
-            print(f"{m:12s} {d:10s} abs_rel {r['abs_rel']:.3f} delta1 {r['delta1']:.3f} "
-                  f"flicker {r.get('flicker', float('nan')):.3f} {r['seconds']:.2f} s/frame", flush=True)
-    cols = ["method", "dataset", "kind", "samples", "abs_rel", "delta1", "rmse", "flicker", "seconds"]
+            runs = [(m, m, {})] + [(label, m, kw) for label, kw in VARIANTS.get(m, []) if d in VIDEO_DATASETS]
+            for label, name, kw in runs:
+                try:
+                    r = evaluate(name, d, **kw)
+                except InputError as e:
+                    rows.append({"method": label, "dataset": d, "missing": str(e).split(" (")[0]})
+                    print(f"skip {label} on {d}: {e}")
+                    continue
+                rows.append({"method": label, "paper": m, "dataset": d, "kind": r["kind"],
+                             "samples": len(r["samples"]),
+                             **{k: r[k] for k in ("abs_rel", "delta1", "rmse", "seconds")},
+                             **{k: r.get(k, float("nan")) for k in ("flicker", "tae", "abs_rel_video")}})
+                print(f"{label:12s} {d:10s} abs_rel {r['abs_rel']:.3f} delta1 {r['delta1']:.3f} "
+                      f"flicker {r.get('flicker', float('nan')):.4f} tae {r.get('tae', float('nan')):.4f} "
+                      f"abs_rel_video {r.get('abs_rel_video', float('nan')):.3f} {r['seconds']:.2f} s/frame",
+                      flush=True)
+    cols = ["method", "dataset", "kind", "samples", "abs_rel", "delta1", "rmse", "flicker", "tae", "abs_rel_video",
+            "seconds"]
     write_text(REPO / "docs/results/depth.csv",
                "\n".join([",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in rows]) + "\n")
     md = [f"Machine: {platform.machine()} CPU, 2 torch threads. `python scripts/eval_depth.py`; per-sample rows "
           "via `v3d eval depth`. Alignment by kind: relative/inverse → least-squares scale+shift (inverse in inverse "
           "depth), metric → median; caps 10 m (NYU), 80 m (KITTI, TartanAir); Eigen crop (NYU), Garg crop (KITTI). "
-          "Flicker: mean relative reprojection error between consecutive aligned frames on GT-co-visible pixels.",
-          "", "| method | dataset | kind | abs_rel | δ1 | rmse (m) | flicker | s/frame | paper |",
-          "|---|---|---|---:|---:|---:|---:|---:|---|"]
+          "Flicker: mean relative reprojection error between consecutive frames (GT poses) on GT-co-visible pixels, "
+          "each frame aligned on its own; TAE and abs_rel (video): the same with one alignment for the whole video "
+          "(the video-depth protocol of DepthCrafter / Video Depth Anything), so per-frame scale jumps count.",
+          "", "| method | dataset | kind | abs_rel | δ1 | rmse (m) | flicker | TAE | abs_rel (video) | s/frame | paper |",
+          "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+
+    def num(x, fmt=".4f"):
+        return "" if x != x else format(x, fmt)
+
     for r in rows:
+        paper = PAPER.get(r.get("paper", r["method"]), "")
         if "missing" in r:
-            md.append(f"| {r['method']} | {r['dataset']} | {r['missing']} |  |  |  |  |  | {PAPER.get(r['method'], '')} |")
+            md.append(f"| {r['method']} | {r['dataset']} | {r['missing']} |  |  |  |  |  |  |  | {paper} |")
             continue
-        fl = "" if r["flicker"] != r["flicker"] else f"{r['flicker']:.3f}"
         md.append(f"| {r['method']} | {r['dataset']} | {r['kind']} | {r['abs_rel']:.3f} | {r['delta1']:.3f} | "
-                  f"{r['rmse']:.3f} | {fl} | {r['seconds']:.2f} | {PAPER.get(r['method'], '')} |")
+                  f"{r['rmse']:.3f} | {num(r['flicker'])} | {num(r['tae'])} | {num(r['abs_rel_video'], '.3f')} | "
+                  f"{r['seconds']:.2f} | {paper} |")
     block = "\n".join(md)
     replace_marked_block(REPO / "docs/results.md", "depth-table", block, heading="## Depth")
     print(block)

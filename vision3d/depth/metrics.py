@@ -47,6 +47,22 @@ def align(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, kind: str, how: st
     return out.astype(np.float32)
 
 
+def align_sequence(preds: list[np.ndarray], gts: list[np.ndarray], masks: list[np.ndarray], kind: str,
+                   how: str = "auto") -> list[np.ndarray]:
+    """Like ``align`` but with one scale (and shift) for the whole video — the video-depth protocol
+    (DepthCrafter, Video Depth Anything), under which a model's per-frame scale changes count as errors."""
+    if kind == "metric" or how in ("median", "none"):
+        return [align(p, g, m, kind, how) for p, g, m in zip(preds, gts, masks)]
+    cat = np.concatenate([p[m] for p, m in zip(preds, masks)])
+    gcat = np.concatenate([g[m] for g, m in zip(gts, masks)])
+    if kind == "inverse":
+        s, t = _lstsq_scale_shift(cat, 1.0 / gcat)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return [(1.0 / (s * p + t)).astype(np.float32) for p in preds]
+    s, t = _lstsq_scale_shift(cat, gcat)
+    return [(s * p + t).astype(np.float32) for p in preds]
+
+
 def depth_metrics(pred: np.ndarray, gt: np.ndarray, kind: str = "metric", how: str = "auto",
                   cap: float | None = None, min_depth: float = 1e-3, mask: np.ndarray | None = None) -> dict:
     """``abs_rel, sq_rel, rmse, delta1..3`` on valid GT pixels (finite, > ``min_depth``, ≤ ``cap``)."""

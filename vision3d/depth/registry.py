@@ -72,23 +72,29 @@ def _geometric(frames: Iterable[np.ndarray], K, window: int) -> Iterator[tuple[n
         yield from run(buf)
 
 
-def _learned(frames: Iterable[np.ndarray], method: str, checkpoint, device) -> Iterator[DepthResult]:
+def _learned(frames: Iterable[np.ndarray], method: str, checkpoint, device,
+             temporal: bool | None) -> Iterator[DepthResult]:
     from vision3d.depth.learned import LearnedDepth
+    from vision3d.depth.temporal import TemporalFusion
 
     est = LearnedDepth(method, checkpoint, device)
+    fuse = TemporalFusion() if (est.window > 1 if temporal is None else temporal) else None
     recent: list[np.ndarray] = []
     for t, f in enumerate(frames):
         recent = (recent + [f])[-est.window:]
         t0 = time.perf_counter()
         d = est(recent)
+        if fuse is not None:
+            d = fuse(f, d)
         yield DepthResult(t, d, est.kind, None, time.perf_counter() - t0)
 
 
 def estimate(frames: Iterable[np.ndarray], method: str = "geometric", *, K: np.ndarray | None = None,
              source=None, kind: str | None = None, scale: float | None = None,
-             window: int = 40, checkpoint=None, device="cpu") -> Iterator[DepthResult]:
+             window: int = 40, checkpoint=None, device="cpu", temporal: bool | None = None) -> Iterator[DepthResult]:
     """Depth for every frame. ``K`` intrinsics (geometric; guessed when None); ``source``/``kind``/``scale``
-    for ``import``; ``window`` frames per geometric chunk (bounded memory)."""
+    for ``import``; ``window`` frames per geometric chunk (bounded memory); ``temporal``: flow-guided fusion
+    of learned predictions (``depth.temporal``; None = on for video models such as futuredepth)."""
     if method not in METHODS:
         raise InputError(f"unknown depth method {method!r}", fix=f"use one of {', '.join(METHODS)}")
     if method == "import":
@@ -103,7 +109,7 @@ def estimate(frames: Iterable[np.ndarray], method: str = "geometric", *, K: np.n
             yield DepthResult(t, d, imp.kind, None, time.perf_counter() - t0)
         return
     if METHODS[method].family == "learned":
-        yield from _learned(frames, method, checkpoint, device)
+        yield from _learned(frames, method, checkpoint, device, temporal)
         return
     if window < 3:
         raise InputError(f"window {window} is too small", fix="use at least 3 frames per window")

@@ -48,6 +48,9 @@ def depth(
     max_side: Optional[int] = typer.Option(None, help="downscale so the longer side is at most this"),
     window: int = typer.Option(40, help="frames per geometric window (memory is bounded by it)"),
     video: bool = typer.Option(True, help="write depth.mp4 (frame | colourised depth)"),
+    temporal: Optional[bool] = typer.Option(None, "--temporal/--no-temporal",
+                                            help="learned methods: flow-guided fusion, one scale per video "
+                                                 "(default: on for futuredepth, off for primedepth)"),
 ) -> None:
     """Estimate depth; writes depth/NNNNN.npy (or .png), colourised vis/NNNNN.png, depth.mp4 and depth.json."""
     import contextlib
@@ -86,7 +89,7 @@ def depth(
 
         dev = resolve_device(OPTS.device) if METHODS[method].family == "learned" else "cpu"
         for res in estimate(keep(frames), method, K=Kmat, source=source, kind=kind, scale=scale, window=window,
-                            checkpoint=checkpoint, device=dev):
+                            checkpoint=checkpoint, device=dev, temporal=temporal):
             kind_out = res.kind
             if rng is None:
                 rng = inverse_range(res.depth) if res.kind != "inverse" else (None, None)
@@ -104,5 +107,6 @@ def depth(
     write_json(out / "depth.json", {"method": method, "kind": kind_out, "frames": len(times), "width": frames.width,
                                     "height": frames.height, "format": fmt, "ms_per_frame": 1000 * float(np.mean(times)),
                                     "wall_seconds": time.perf_counter() - t0, "source": frames.source,
-                                    "intrinsics": None if Kmat is None else Kmat.tolist()})
+                                    "intrinsics": None if Kmat is None else Kmat.tolist(),
+                                    "temporal_fusion": "auto" if temporal is None else temporal})
     typer.echo(f"{len(times)} {kind_out} depth map(s) by {method} in {out}")

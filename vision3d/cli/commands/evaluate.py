@@ -59,20 +59,24 @@ def eval_depth(
                                      help="repeat for several methods; 'constant' is the constant-depth baseline"),
     align: str = typer.Option("auto", help="auto (by the method's depth kind) | median | scale-shift | none"),
     out: Path = typer.Option(Path("runs/eval"), "-o", "--out", help="folder for the CSV files"),
+    temporal: Optional[bool] = typer.Option(None, "--temporal/--no-temporal",
+                                            help="learned methods: flow-guided fusion (default: on for futuredepth)"),
 ) -> None:
-    """abs_rel, delta1, rmse (aligned per depth kind, dataset caps and crops), flicker on posed videos, time."""
+    """abs_rel, delta1, rmse (aligned per depth kind, dataset caps and crops), flicker and the video protocol's
+    TAE / abs_rel_video on posed videos, time per frame."""
     from vision3d.depth.evaluate import evaluate
     from vision3d.io.atomic import write_text
 
     summaries = []
     for m in method:
-        r = evaluate(m, dataset, align)
+        r = evaluate(m, dataset, align, **({} if temporal is None or m == "constant" else {"temporal": temporal}))
         tag = Path(dataset).name if Path(dataset).is_dir() else dataset
         write_text(out / f"depth_{tag}_{m}.csv", rows_to_csv(r["samples"]))
         summaries.append({"method": m, "kind": r["kind"], **{k: r[k] for k in ("abs_rel", "delta1", "rmse")},
-                          "flicker": r.get("flicker", float("nan")), "seconds_per_frame": r["seconds"]})
+                          **{k: r.get(k, float("nan")) for k in ("flicker", "tae", "abs_rel_video")},
+                          "seconds_per_frame": r["seconds"]})
     write_text(out / f"depth_{Path(dataset).name}_summary.csv", rows_to_csv(summaries))
-    cols = ["method", "kind", "abs_rel", "delta1", "rmse", "flicker", "seconds_per_frame"]
+    cols = ["method", "kind", "abs_rel", "delta1", "rmse", "flicker", "tae", "abs_rel_video", "seconds_per_frame"]
     typer.echo(" | ".join(cols))
     for s in summaries:
         typer.echo(" | ".join(f"{s[c]:.3f}" if isinstance(s[c], float) else str(s[c]) for c in cols))
