@@ -3,7 +3,7 @@
 Scenes imitate a converged 3DGS fit: flat Gaussians tiling the visible surfaces of a sphere and a back wall,
 sized to their spacing (so more Gaussians means smaller ones) with opacities in [0.3, 1]. Reported per case:
 forward and forward+backward time (best of ``--repeats``), candidate pairs per pixel and peak memory.
-The CPU peer is a dense vectorised renderer (every Gaussian × every pixel, the straightforward PyTorch
+On the CPU the two backends (``torch`` and the compiled ``cpu``) are timed side by side; the other peer is a dense vectorised renderer (every Gaussian × every pixel, the straightforward PyTorch
 approach) at the sizes it fits in memory; on CUDA the peers are a bare ``gsplat.rasterization`` call
 (the wrapper's overhead) and gsplat vs the torch backend.
 
@@ -123,29 +123,40 @@ def time_dense(g, cams, width, height, repeats) -> float:
     return min(times[1:])
 
 
+def _both_backends(g, cams, w, h, repeats) -> tuple[dict, dict]:
+    return time_render(g, cams, w, h, "torch", repeats), time_render(g, cams, w, h, "cpu", repeats)
+
+
+def _row(label: str, t: dict, c: dict) -> str:
+    return (f"| {label} | {t['pairs_per_px']:.1f} | {t['fwd_s']:.3f} | {t['fwd_bwd_s']:.3f} | {c['fwd_s']:.3f} | "
+            f"{c['fwd_bwd_s']:.3f} | {t['fwd_bwd_s'] / c['fwd_bwd_s']:.1f}× |")
+
+
 def cpu_tables(args) -> list[str]:
-    lines = []
+    head = ("| {} | pairs / pixel | torch fwd (s) | torch fwd+bwd (s) | cpu fwd (s) | cpu fwd+bwd (s) | "
+            "cpu speed-up (fwd+bwd) |")
+    rule = "|---:|---:|---:|---:|---:|---:|---:|"
+    lines = ["Two CPU backends, measured in the same run: `torch` (vectorised pair compositing in PyTorch) and `cpu` "
+             "(numba tile kernels, the default on CPU). Pairs per pixel: candidate (pixel, Gaussian) pairs of the "
+             "torch backend.", ""]
     sizes = [10_000, 50_000, 100_000, 300_000] + ([] if args.quick else [1_000_000])
-    lines += ["### Scaling with Gaussians (256×256, one camera)", "",
-              "| Gaussians | pairs / pixel | forward (s) | forward + backward (s) |", "|---:|---:|---:|---:|"]
+    lines += ["### Scaling with Gaussians (256×256, one camera)", "", head.format("Gaussians"), rule]
     for n in sizes:
-        r = time_render(surface_scene(n), camera(256, 256), 256, 256, "torch", args.repeats)
-        lines.append(f"| {n:,} | {r['pairs_per_px']:.1f} | {r['fwd_s']:.3f} | {r['fwd_bwd_s']:.3f} |")
+        lines.append(_row(f"{n:,}", *_both_backends(surface_scene(n), camera(256, 256), 256, 256, args.repeats)))
         print(lines[-1], flush=True)
-    lines += ["", "### Scaling with pixels (50k Gaussians)", "",
-              "| image | pairs / pixel | forward (s) | forward + backward (s) |", "|---|---:|---:|---:|"]
+    lines += ["", "### Scaling with pixels (50k Gaussians)", "", head.format("image"), rule]
     g = surface_scene(50_000)
     for s in [128, 256, 512] + ([] if args.quick else [1024]):
-        r = time_render(g, camera(s, s), s, s, "torch", args.repeats)
-        lines.append(f"| {s}×{s} | {r['pairs_per_px']:.1f} | {r['fwd_s']:.3f} | {r['fwd_bwd_s']:.3f} |")
+        lines.append(_row(f"{s}×{s}", *_both_backends(g, camera(s, s), s, s, args.repeats)))
         print(lines[-1], flush=True)
     lines += ["", "### Against the dense peer (every Gaussian × every pixel), forward + backward", "",
-              "| Gaussians | image | dense (s) | torch backend (s) | speed-up |", "|---:|---|---:|---:|---:|"]
+              "| Gaussians | image | dense (s) | torch backend (s) | cpu backend (s) | speed-up (dense / cpu) |",
+              "|---:|---|---:|---:|---:|---:|"]
     for n, s in ((2_000, 64), (10_000, 64), (10_000, 128)):
         gs, cams = surface_scene(n), camera(s, s)
         dense = time_dense(gs, cams, s, s, args.repeats)
-        ours = time_render(gs, cams, s, s, "torch", args.repeats)["fwd_bwd_s"]
-        lines.append(f"| {n:,} | {s}×{s} | {dense:.3f} | {ours:.3f} | {dense / ours:.1f}× |")
+        ours, comp = (r["fwd_bwd_s"] for r in _both_backends(gs, cams, s, s, args.repeats))
+        lines.append(f"| {n:,} | {s}×{s} | {dense:.3f} | {ours:.3f} | {comp:.3f} | {dense / comp:.1f}× |")
         print(lines[-1], flush=True)
     if args.ply:
         from vision3d.io.splats import read_splat_ply
@@ -156,9 +167,10 @@ def cpu_tables(args) -> list[str]:
         V = torch.tensor(look_at(c + np.array([0.0, -2.0, -3.5]), c), dtype=torch.float32)[None]
         s = 256
         K = torch.tensor(intrinsics(1.1 * s, 1.1 * s, (s - 1) / 2, (s - 1) / 2), dtype=torch.float32)[None]
-        r = time_render(g, (V, K), s, s, "torch", args.repeats)
+        r, c = _both_backends(g, (V, K), s, s, args.repeats)
         lines += ["", f"Fitted scene `{args.ply}` ({len(g['means']):,} Gaussians) at 256×256: pairs/pixel "
-                      f"{r['pairs_per_px']:.1f}, forward {r['fwd_s']:.3f} s, forward + backward {r['fwd_bwd_s']:.3f} s."]
+                      f"{r['pairs_per_px']:.1f}; torch backend forward {r['fwd_s']:.3f} s, forward + backward "
+                      f"{r['fwd_bwd_s']:.3f} s; cpu backend {c['fwd_s']:.3f} s / {c['fwd_bwd_s']:.3f} s."]
     return lines
 
 
@@ -199,6 +211,15 @@ def cuda_tables(args) -> list[str]:
     return lines
 
 
+def _numba_version() -> str:
+    try:
+        import numba
+
+        return f"numba {numba.__version__} ({numba.get_num_threads()} threads)"
+    except ImportError:
+        return "no numba"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -211,7 +232,7 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     head = ["# Rasterization benchmark", "",
             f"`python scripts/bench_render.py{' --quick' if a.quick else ''}` on {platform.processor() or platform.machine()}, "
-            f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
+            f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, {_numba_version()}"
             + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU") + ".", ""]
     lines = cpu_tables(a) if not torch.cuda.is_available() else cuda_tables(a)
     text = "\n".join(head + lines) + "\n"

@@ -1,4 +1,5 @@
-"""The torch backend against a brute-force reference, analytic cases, gradients and bad input."""
+"""The render API (``auto`` = the compiled cpu backend here; ``torch`` where named) against a brute-force
+reference, analytic cases, gradients and bad input. ``test_cpu_backend.py`` checks cpu against torch."""
 
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ def test_bands_give_the_same_image():
     W, H = 48, 40
     g = random_scene(200, seed=3)
     cams = cameras(W, H, 1)
-    one = rasterize(g, cams, W, H, background=BG)
-    banded = rasterize(g, cams, W, H, background=BG, max_pairs=500)
+    one = rasterize(g, cams, W, H, background=BG, backend="torch")
+    banded = rasterize(g, cams, W, H, background=BG, max_pairs=500, backend="torch")
     assert float((one.colors - banded.colors).abs().max()) < 1e-6
 
 
@@ -234,17 +235,17 @@ def test_bad_options():
             rasterize(g, cams, 16, 12, backend="gsplat")
 
 
-def test_auto_backend_on_cpu_is_torch():
+def test_auto_backend_on_cpu_is_the_compiled_one():
     out = rasterize(random_scene(5), cameras(16, 12, 1), 16, 12, backend="auto")
-    assert out.backend == "torch"
+    assert out.backend == "cpu"
 
 
 def test_memory_stays_bounded_with_large_gaussians():
     """Huge screen-filling Gaussians go through in bands; the result matches one big band."""
     g = random_scene(50, seed=9, log_scale=-0.5)
     cams = cameras(64, 48, 1)
-    a = rasterize(g, cams, 64, 48, max_pairs=20_000)
-    b = rasterize(g, cams, 64, 48)
+    a = rasterize(g, cams, 64, 48, max_pairs=20_000, backend="torch")
+    b = rasterize(g, cams, 64, 48, backend="torch")
     assert a.n_pairs == b.n_pairs
     assert float((a.colors - b.colors).abs().max()) < 1e-6
     assert np.isfinite(a.colors.numpy()).all()

@@ -17,7 +17,7 @@ from vision3d.core.camera import Cameras
 from vision3d.core.gaussians import Gaussians
 from vision3d.errors import InputError
 
-BACKENDS = ("auto", "torch", "gsplat")
+BACKENDS = ("auto", "torch", "cpu", "gsplat")
 MODES = ("rgb", "depth")
 
 
@@ -116,17 +116,27 @@ def camera_tensors(cameras, device) -> tuple[torch.Tensor, torch.Tensor, int | N
 
 
 def pick_backend(backend: str, device: torch.device) -> str:
-    """``auto`` → gsplat on CUDA when it imports, else torch; explicit names are checked."""
+    """``auto`` → gsplat on CUDA when it imports, the compiled ``cpu`` backend on the CPU (numba), else torch;
+    explicit names are checked."""
     if backend not in BACKENDS:
         raise InputError(f"unknown render backend {backend!r}", fix=f"use one of {', '.join(BACKENDS)}")
     if backend == "torch":
         return "torch"
+    from vision3d.render import cpu_kernels
+
+    if backend == "cpu":
+        if device.type != "cpu" or not cpu_kernels.AVAILABLE:
+            why = cpu_kernels.WHY or f"tensors are on {device.type}"
+            raise InputError(f"the cpu backend is unavailable: {why}", fix="use backend='torch' or 'auto'")
+        return "cpu"
     from vision3d.render.gsplat_backend import gsplat_available
 
     ok, why = gsplat_available(device)
     if backend == "gsplat" and not ok:
         raise InputError(f"the gsplat backend is unavailable: {why}", fix="use backend='torch' or a CUDA device")
-    return "gsplat" if ok else "torch"
+    if ok:
+        return "gsplat"
+    return "cpu" if device.type == "cpu" and cpu_kernels.AVAILABLE else "torch"
 
 
 def rasterize(gaussians: Gaussians | dict, cameras, width: int | None = None, height: int | None = None, *,
@@ -181,10 +191,13 @@ def rasterize(gaussians: Gaussians | dict, cameras, width: int | None = None, he
         V_b = V if flow_viewmats is None else _as_tensor(flow_viewmats, device).reshape(V.shape)
         flow_uv = project_points(means_b, V_b, K)
     chosen = pick_backend(backend, torch.device(device))
+    kw = {}
     if chosen == "gsplat":
         from vision3d.render.gsplat_backend import render_gsplat as impl
     else:
         from vision3d.render.torch_backend import render_torch as impl
+
+        kw = {"compiled": chosen == "cpu"}
     return impl(g, V, K, width, height, mode=mode, background=bg, features=features, flow_uv=flow_uv,
                 sh_degree=sh_degree, near=near, far=far, eps2d=eps2d, retain_screen_grad=retain_screen_grad,
-                max_pairs=max_pairs)
+                max_pairs=max_pairs, **kw)

@@ -23,7 +23,7 @@ def per_camera_colors(g: dict, viewmats: torch.Tensor, sh_degree: int | None) ->
 
 def render_torch(g: dict, V: torch.Tensor, K: torch.Tensor, width: int, height: int, *, mode: str,
                  background, features, flow_uv, sh_degree, near, far, eps2d, retain_screen_grad,
-                 max_pairs) -> RenderOutput:
+                 max_pairs, compiled: bool = False) -> RenderOutput:
     p = project_gaussians(g["means"], g["quats"], g["scales"], g["opacities"], V, K, width, height,
                           near=near, far=far, eps2d=eps2d)
     if retain_screen_grad and p.means2d.requires_grad:
@@ -41,7 +41,12 @@ def render_torch(g: dict, V: torch.Tensor, K: torch.Tensor, width: int, height: 
         names.append(("flow", 2))
     chans.append(p.depths[..., None])
     names.append(("depth", 1))
-    img, alpha, n_pairs = composite(p, torch.cat(chans, -1), width, height, max_pairs=max_pairs)
+    if compiled:  # the ``cpu`` backend: numba tile kernels instead of the vectorised pair compositor
+        from vision3d.render.tile_composite import composite_tiles
+
+        img, alpha, n_pairs = composite_tiles(p, torch.cat(chans, -1), width, height)
+    else:
+        img, alpha, n_pairs = composite(p, torch.cat(chans, -1), width, height, max_pairs=max_pairs)
     parts, i = {}, 0
     for name, d in names:
         parts[name] = img[..., i:i + d]
@@ -51,5 +56,5 @@ def render_torch(g: dict, V: torch.Tensor, K: torch.Tensor, width: int, height: 
         colors = colors + (1 - alpha)[..., None] * background[:, None, None, :]
     depth = parts["depth"][..., 0] / alpha.clamp_min(1e-10)
     return RenderOutput(colors=colors, depth=depth, alpha=alpha, means2d=p.means2d, radii=p.radii,
-                        depths=p.depths, backend="torch", features=parts.get("features"), flow=parts.get("flow"),
+                        depths=p.depths, backend="cpu" if compiled else "torch", features=parts.get("features"), flow=parts.get("flow"),
                         n_pairs=n_pairs, _screen=p.means2d if retain_screen_grad else None)

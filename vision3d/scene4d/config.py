@@ -40,6 +40,7 @@ class GFlowConfig:
     max_screen_frac: float = 0.05       # largest Gaussian axis, as a share of the short side, after each frame
     opacity_init: float = 0.99
     freeze_colors: bool = False        # the code freezes colours of Gaussians from earlier frames (paper preset)
+    freeze_still: tuple[str, ...] = ("means", "colors")  # parameters of still Gaussians fixed after their birth frame
     backend: str = "auto"
 
     @classmethod

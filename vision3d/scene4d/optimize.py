@@ -203,11 +203,13 @@ class GFlow:
             lrs = {"colors": self.cfg.lr_color, "opacity_logits": self.cfg.lr_opacity}
             opt, sched = self._optimiser(iters, self.cfg.lr_gauss,
                                          [(v, self.cfg.lr_gauss if lrs.get(k) is None else lrs[k]) for k, v in leaves.items()], start=step)
-            frozen_means = ~self.moving if self.t > 0 else torch.zeros_like(self.moving)
-            # old colours are frozen (all of them in the paper preset; the still ones otherwise, so that one colour
-            # per still Gaussian serves every frame, while moving ones keep a colour per frame in the scene file)
-            frozen_colors = (self.birth < self.t) & (torch.ones_like(self.moving) if self.cfg.freeze_colors
-                                                     else ~self.moving)
+            old = self.birth < self.t
+            # still Gaussians: ``freeze_still`` parameters fixed once born (centres always after frame 0); the paper
+            # preset also freezes every old colour (the code zeroes colour gradients after frame 0)
+            frozen = {k: (~self.moving & old) if k in self.cfg.freeze_still else None for k in PARAMS}
+            frozen["means"] = ~self.moving if self.t > 0 else None
+            if self.cfg.freeze_colors:
+                frozen["colors"] = old
             stop = min([s for s in densify_at if s > step] + [iters])
             for _it in range(step, stop):
                 out = self.render(V, params=leaves)
@@ -220,10 +222,9 @@ class GFlow:
                         loss = loss + self.cfg.lambda_flow * (uv[ok] - target[ok]).square().sum(1).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                if leaves["means"].grad is not None:
-                    leaves["means"].grad[frozen_means] = 0
-                if leaves["colors"].grad is not None:
-                    leaves["colors"].grad[frozen_colors] = 0
+                for k, m in frozen.items():
+                    if m is not None and leaves[k].grad is not None:
+                        leaves[k].grad[m] = 0
                 opt.step()
                 sched.step()
                 loss_v = float(loss.detach())
