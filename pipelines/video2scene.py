@@ -253,7 +253,7 @@ def stage_scene(ctx: StageContext) -> dict:
     from vision3d.io.atomic import atomic_path
     from vision3d.scene4d.config import GFlowConfig
     from vision3d.scene4d.optimize import FrameInput, GFlow
-    from vision3d.scene4d.scene import DYNAMIC, assemble
+    from vision3d.scene4d.scene import assemble
 
     c: SceneConfig = ctx.config
     cfg = GFlowConfig.preset(c.preset).scaled(c.iterations).replace(**c.overrides)
@@ -288,10 +288,8 @@ def stage_scene(ctx: StageContext) -> dict:
                            _read_mask(run / "split" / f"{t:05d}.png"), fin, occ, new)
         r = solver.step(frame)
         st = solver.state()
-        mi = st["moving"]
-        rec = {"ids": st["ids"][mi], **{k: st[k][mi] for k in DYNAMIC}}
         with atomic_path(rec_dir / f"{t:05d}.npz") as tmp, open(tmp, "wb") as f:
-            np.savez(f, **rec)
+            np.savez(f, **solver.frame_record())
         with atomic_path(state_path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **st)
         rows.append({k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in r.items()})
@@ -364,7 +362,7 @@ def _query_tracks(scene, queries: np.ndarray, run: Path) -> np.ndarray:
         d = _render(g, scene.world_to_cam[t], scene.K, scene.width, scene.height).depth[0].numpy()
         cam = X3[t] @ scene.world_to_cam[t][:3, :3].T + scene.world_to_cam[t][:3, 3]
         xi, yi = int(np.clip(round(x), 0, scene.width - 1)), int(np.clip(round(y), 0, scene.height - 1))
-        ok = front[t] & np.isfinite(uv[t]).all(1) & (scene.birth <= t)
+        ok = front[t] & np.isfinite(uv[t]).all(1) & scene.exists(t)
         surface = ok & (np.nan_to_num(cam[:, 2], nan=np.inf) <= d[yi, xi] * 1.1 + 1e-6)
         dist = np.linalg.norm(np.nan_to_num(uv[t], nan=1e9) - np.array([x, y]), axis=1)
         if (surface & (dist < 3)).any():     # Gaussians on the visible surface near the query; else the nearest
@@ -387,7 +385,8 @@ def stage_tracks(ctx: StageContext) -> dict:
     scene = _scene(ctx.run_dir)
     uv, front = scene.tracks2d()
     arrays = {"tracks2d": uv.astype(np.float32), "tracks3d": scene.tracks3d().astype(np.float32),
-              "in_front": front, "moving": scene.moving, "birth": scene.birth.astype(np.int32)}
+              "in_front": front, "moving": scene.moving, "birth": scene.birth.astype(np.int32),
+              "death": (scene.death if scene.death is not None else np.full(len(scene.moving), -1)).astype(np.int32)}
     qp = ctx.inputs.get("query_points")
     if qp:
         q = np.load(qp) if str(qp).endswith(".npy") else np.loadtxt(qp, ndmin=2)
@@ -431,14 +430,30 @@ def stage_masks(ctx: StageContext) -> dict:
         _png_mask(ctx.out / f"{t:05d}.png", a > 0.5)
         fr.append(float((a > 0.5).mean()))
         if obj is not None:
-            # the labelled Gaussians' coverage, occluded by everything in front of them
-            full = scene.gaussians_at(t, born_by_t=False)
-            feats = obj[scene.alive_index(t)].astype(np.float32)[:, None]
-            out = _render(full, V, scene.K, scene.width, scene.height, features=feats)
-            share = out.features[0, ..., 0].numpy() / np.maximum(out.alpha[0].numpy(), 1e-6)
-            _png_mask(ctx.out / "object" / f"{t:05d}.png", (share > 0.5) & (out.alpha[0].numpy() > 0.3))
+            share, alpha = _object_share(scene, obj, t)
+            if t > 0:  # Gaussians born now on the object's rendered surface join it (densification keeps the label)
+                new = np.nonzero((scene.birth == t) & scene.exists(t))[0]
+                u = np.nan_to_num(uv[t, new], nan=-1.0)
+                xi = np.clip(np.round(u[:, 0]), 0, scene.width - 1).astype(int)
+                yi = np.clip(np.round(u[:, 1]), 0, scene.height - 1).astype(int)
+                on = front[t, new] & (u[:, 0] >= 0) & (u[:, 0] <= scene.width - 1) & (u[:, 1] >= 0) & \
+                    (u[:, 1] <= scene.height - 1) & (share[yi, xi] > 0.5) & (alpha[yi, xi] > 0.3)
+                if on.any():
+                    obj[new[on]] = True
+                    share, alpha = _object_share(scene, obj, t)
+            _png_mask(ctx.out / "object" / f"{t:05d}.png", (share > 0.5) & (alpha > 0.3))
         ctx.progress(t + 1, scene.n_frames)
     return {"moving_fraction": float(np.mean(fr)), "object": obj is not None}
+
+
+def _object_share(scene, obj: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled Gaussians' share of frame ``t``'s rendered opacity (occluded by everything in front of them),
+    and the rendered alpha."""
+    idx = np.nonzero(scene.exists(t))[0]
+    out = _render(scene.gaussians_at(t), scene.world_to_cam[t], scene.K, scene.width, scene.height,
+                  features=obj[idx].astype(np.float32)[:, None])
+    alpha = out.alpha[0].numpy()
+    return out.features[0, ..., 0].numpy() / np.maximum(alpha, 1e-6), alpha
 
 
 def orbit_poses(scene, n: int, radius_frac: float = 0.15) -> tuple[np.ndarray, np.ndarray]:

@@ -39,7 +39,7 @@ from vision3d.runner import Runner
 from vision3d.scene4d.config import GFlowConfig
 from vision3d.scene4d.evaluate import evaluate_scene
 from vision3d.scene4d.optimize import FrameInput, GFlow
-from vision3d.scene4d.scene import DYNAMIC, assemble
+from vision3d.scene4d.scene import assemble
 from vision3d.synth.sample import load_sample_gt
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,8 +80,7 @@ def run_variant(run: Path, gt: dict, use: tuple[str, ...], n: int, preset: str) 
             prev = {"flow_in": fw, "occluded_in": occ, "new_content": fb_occlusion(bw, fw)}
         pose = gt["world_to_cam"][t] if "poses" in use else None
         r = solver.step(FrameInput(img, prior, moving, pose=pose, **prev))
-        st = solver.state()
-        records.append({"ids": st["ids"][st["moving"]], **{k: st[k][st["moving"]] for k in DYNAMIC}})
+        records.append(solver.frame_record())
         rows.append(r)
     scene = assemble(solver.state(), records, K, w, h)
     rer = [image_scores(_render(scene.gaussians_at(t), scene.world_to_cam[t], scene.K, w, h).colors[0],

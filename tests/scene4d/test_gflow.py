@@ -6,30 +6,33 @@ import numpy as np
 import pytest
 import torch
 
+from vision3d.render import rasterize
 from vision3d.scene4d.config import GFlowConfig
 from vision3d.scene4d.metrics import trajectory_errors
 from vision3d.scene4d.optimize import FrameInput, GFlow
-from vision3d.scene4d.scene import DYNAMIC, Scene4D, assemble
+from vision3d.scene4d.scene import Scene4D, assemble
 from vision3d.synth import SynthConfig, make_batch
 
 T = 5
 
 
-def _run(tmp_path=None, device="cpu", backend="torch"):
+def _run(tmp_path=None, device="cpu", backend="torch", online=None, **over):
     torch.manual_seed(0)
     b = make_batch(SynthConfig(width=96, height=72, n_frames=T, motion="small", texture_source="procedural",
                                static_camera_prob=0.0, camera_translation_px=(2.0, 3.0), moving_fraction=1.0,
                                object_translation_px=(2.0, 4.0)), 1, 3, backward=True)
     imgs = b.images[0].transpose(0, 2, 3, 1)
-    cfg = GFlowConfig.fast().replace(n_init=2000, backend=backend).scaled(0.4)
+    cfg = GFlowConfig.fast().replace(n_init=2000, backend=backend, **over).scaled(0.4)
     g = GFlow(cfg, b.K[0], 96, 72, "metric", device=device)
     rows, records = [], []
     for t in range(T):
         prev = {} if t == 0 else {"flow_in": b.flow[0, t - 1], "occluded_in": b.valid[0, t - 1] < 0.5,
                                   "new_content": b.valid_bw[0, t - 1] < 0.5}
         rows.append(g.step(FrameInput(imgs[t], b.depth[0, t], b.moving[0, t], **prev)))
-        st = g.state()
-        records.append({"ids": st["ids"][st["moving"]], **{k: st[k][st["moving"]] for k in DYNAMIC}})
+        records.append(g.frame_record())
+        if online is not None:
+            with torch.no_grad():
+                online.append(g.render(g.poses[-1]).colors[0].clamp(0, 1).cpu().numpy())
     return b, g, rows, assemble(g.state(), records, b.K[0], 96, 72)
 
 
@@ -60,6 +63,53 @@ def test_gflow_tracks_camera_and_objects(tmp_path):
     assert np.allclose(back.gaussians_at(3).means, scene.gaussians_at(3).means)
     still, moving = back.split_at(2)
     assert len(still) + len(moving) == len(back.gaussians_at(2, born_by_t=False)) and len(moving) > 0
+
+
+def test_rerender_reproduces_each_frame_with_its_own_still_colours(tmp_path):
+    """Still colours change from frame to frame (stored per frame): re-rendering frame t from the saved scene gives
+    the picture the solver had at frame t, not one shaped by later frames."""
+    online = []
+    frozen = ("means", "quats", "log_scales", "opacity_logits")  # only colours vary, so the match is exact
+    _, g, rows, scene = _run(online=online, freeze_still=frozen, backend="cpu")
+    assert g.still_colors_vary and scene.still_colors is not None
+    back = Scene4D.load(scene.save(tmp_path / "scene4d.npz"))
+    assert back.still_colors.shape == (T, int((~back.moving).sum()), 3)
+    both = np.isfinite(back.still_colors[0]).all(1) & np.isfinite(back.still_colors[-1]).all(1)
+    assert both.sum() > 100
+    assert np.abs(back.still_colors[0][both] - back.still_colors[-1][both]).max() > 0.01  # they really change
+    for t in range(T):
+        with torch.no_grad():
+            img = rasterize(back.gaussians_at(t), (torch.as_tensor(back.world_to_cam[t], dtype=torch.float32)[None],
+                                                   torch.as_tensor(back.K, dtype=torch.float32)[None]),
+                            back.width, back.height, background=torch.zeros(3)).colors[0].clamp(0, 1).numpy()
+        psnr = -10 * np.log10(max(float(np.mean((img - online[t]) ** 2)), 1e-12))
+        assert psnr > 40, (t, psnr)
+
+
+def test_unseen_gaussians_retire_but_stay_in_the_frames_that_saw_them():
+    W, H = 32, 24
+    K = np.array([[30.0, 0, 15.5], [0, 30.0, 11.5], [0, 0, 1]])
+    g = GFlow(GFlowConfig.fast().replace(retire_after=2), K, W, H, "metric")
+    means = np.array([[0, 0, 2.0], [0.1, 0, 2.0], [5.0, 0, 2.0], [0, 0.1, 6.0]], np.float32)  # seen, seen, off, hidden
+    n = len(means)
+    g._add({"means": means, "quats": np.tile([1.0, 0, 0, 0], (n, 1)), "log_scales": np.full((n, 3), -3.0),
+            "opacity_logits": np.zeros(n), "colors": np.full((n, 3), 0.5)}, np.array([False, True, False, False]))
+    surface = torch.full((H, W), 2.0), torch.ones(H, W)  # a rendered surface at depth 2 covering the frame
+    records = []
+    for t in range(4):
+        g.t = t
+        g.poses.append(np.eye(4))
+        if t:
+            g._retire(np.eye(4), *surface)
+        records.append(g.frame_record())
+    assert g.n == 2 and sorted(g.archive["ids"].tolist()) == [2, 3]
+    assert g.archive["death"].tolist() == [2, 2]            # unseen at frames 1 and 2 → gone from frame 2
+    h = GFlow(g.cfg, K, W, H, "metric")
+    h.load_state({k: np.array(v) for k, v in g.state().items()})
+    assert h.n == 2 and sorted(h.archive["ids"].tolist()) == [2, 3]
+    scene = assemble(g.state(), records, K, W, H)
+    assert scene.exists(1).sum() == 4 and scene.exists(2).sum() == 2
+    assert len(scene.gaussians_at(1)) == 4 and len(scene.gaussians_at(3)) == 2
 
 
 def test_resume_gives_the_same_result():

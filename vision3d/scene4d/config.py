@@ -31,22 +31,26 @@ class GFlowConfig:
     lambda_depth: float = 0.1
     lambda_flow: float = 0.01
     lambda_iso: float = 50.0
-    densify_ratio: float = 0.05        # new Gaussians per high-error densification, × n_init
+    densify_ratio: float = 0.2         # new Gaussians per high-error densification, × n_init
     densify_error: float = 0.01        # photometric error threshold (mean |Δrgb|) for densification
     densify_first: tuple[int, ...] = (70, 140)    # frame-0 densification steps (paper 150, 300)
     densify_steps: tuple[int, ...] = (15, 30)     # later frames (paper 100, 200)
-    max_gaussians: int = 15000
+    max_gaussians: int = 40000          # active Gaussians (retired ones do not count)
+    retire_after: int = 3               # frames outside the view before a Gaussian retires (0: never)
     prune_opacity: float = 0.005
     max_screen_frac: float = 0.05       # largest Gaussian axis, as a share of the short side, after each frame
     opacity_init: float = 0.99
     freeze_colors: bool = False        # the code freezes colours of Gaussians from earlier frames (paper preset)
-    freeze_still: tuple[str, ...] = ("means", "colors")  # parameters of still Gaussians fixed after their birth frame
+    # parameters of still Gaussians fixed after their birth frame (centres always); colours left free are stored
+    # per frame in the scene file, so each frame is re-rendered with the appearance it was fitted with
+    freeze_still: tuple[str, ...] = ("means",)
     backend: str = "auto"
 
     @classmethod
     def fast(cls) -> GFlowConfig:
-        """CPU preset: short side 160, 5k initial Gaussians (at most 15k), 200 / 15 / 40 iterations (frame 0 / C1 /
-        C2): about 15–20 s per frame on a 2-core CPU."""
+        """CPU preset: short side 160, 5k initial Gaussians (at most 40k), 200 / 15 / 40 iterations (frame 0 / C1 /
+        C2), 0.2·N new Gaussians per error densification, still colours free per frame: 5–10 s per frame on a
+        2-core CPU with the compiled cpu render backend."""
         return cls()
 
     @classmethod
@@ -54,6 +58,7 @@ class GFlowConfig:
         """The paper's schedule (for CUDA + gsplat)."""
         return cls(short_side=480, n_init=50000, first_iters=500, cam_iters=150, gauss_iters=300,
                    densify_first=(150, 300), densify_steps=(100, 200), max_gaussians=400000, freeze_colors=True,
+                   densify_ratio=0.05,
                    lr_color=None, lr_opacity=None)
 
     @classmethod

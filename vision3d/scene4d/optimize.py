@@ -4,9 +4,10 @@ on still Gaussians, moves the moving Gaussians along the optical flow, then the 
 Losses (paper §3.4, weights in ``GFlowConfig``): ``λp(MSE + 1 − SSIM) + λd·depth + λf·flow + λi·isotropy``. The
 depth prior is aligned to the render by a robust scale and shift (GFlow's learnable ``a, b``, solved in closed
 form) and compared as relative L1; the flow term is the MSE (pixels) between each Gaussian's projected-centre
-displacement and the optical flow at its previous projection. Still centres never move; colours of still Gaussians
-born at earlier frames are frozen (the code zeroes all colour gradients after frame 0, ``freeze_colors`` in the
-paper preset); otherwise moving Gaussians keep adapting theirs, stored per frame in the scene file.
+displacement and the optical flow at its previous projection. Still centres never move (``freeze_still`` may fix
+more of a still Gaussian's parameters once born). The paper preset freezes every colour after its first frame
+(the code zeroes colour gradients after frame 0, ``freeze_colors``); the fast preset lets colours adapt and the
+scene file keeps them per frame (``frame_record``), for still and moving Gaussians alike.
 Pixel-wise densification adds Gaussians where content is new (flow occlusion, empty render) at the start of C2,
 and where the photometric error stays high later; near-transparent Gaussians are pruned after each frame.
 """
@@ -58,6 +59,8 @@ class GFlow:
         self.moving = torch.zeros(0, dtype=torch.bool, device=self.device)
         self.birth = torch.zeros(0, dtype=torch.long, device=self.device)
         self.ids = torch.zeros(0, dtype=torch.long, device=self.device)
+        self.unseen = torch.zeros(0, dtype=torch.long, device=self.device)  # frames in a row outside the view
+        self.archive: dict[str, np.ndarray] = {}  # retired Gaussians (left the view): kept for the scene file
         self.next_id = 0
         self.poses: list[np.ndarray] = []
         self.t = -1
@@ -66,6 +69,11 @@ class GFlow:
         self._Kt = torch.as_tensor(self.K, dtype=torch.float32, device=self.device)
 
     # ------------------------------------------------------------------------------------------- bookkeeping
+    @property
+    def still_colors_vary(self) -> bool:
+        """Whether still Gaussians' colours may change after their first frame (then they are stored per frame)."""
+        return "colors" not in self.cfg.freeze_still and not self.cfg.freeze_colors
+
     @property
     def n(self) -> int:
         return 0 if not self.p else len(self.p["means"])
@@ -86,11 +94,48 @@ class GFlow:
         self.moving = torch.cat([self.moving, torch.as_tensor(moving, dtype=torch.bool, device=dev)])
         self.birth = torch.cat([self.birth, torch.full((n,), self.t, dtype=torch.long, device=dev)])
         self.ids = torch.cat([self.ids, torch.arange(self.next_id, self.next_id + n, device=dev)])
+        self.unseen = torch.cat([self.unseen, torch.zeros(n, dtype=torch.long, device=dev)])
         self.next_id += n
 
     def _keep(self, mask: torch.Tensor) -> None:
         self.p = {k: v.detach()[mask] for k, v in self.p.items()}
         self.moving, self.birth, self.ids = self.moving[mask], self.birth[mask], self.ids[mask]
+        self.unseen = self.unseen[mask]
+
+    def _retire(self, pose: np.ndarray, depth: torch.Tensor, alpha: torch.Tensor) -> int:
+        """Move Gaussians that have been unseen for ``retire_after`` frames in a row — outside the view, or behind
+        the rendered surface (``depth``/``alpha`` of this frame's render) — to the archive: they stay in the scene
+        for the frames they were seen in, but no longer cost time or count against ``max_gaussians``, so a
+        moving camera and densification keep finding room for new content."""
+        if self.cfg.retire_after <= 0 or not self.n:
+            return 0
+        V = torch.as_tensor(pose, dtype=torch.float32, device=self.device)
+        uv, z = self._project(self.p["means"], V)
+        m = 0.1 * max(self.W, self.H)
+        inside = (z > 1e-3) & (uv[:, 0] > -m) & (uv[:, 0] < self.W + m) & (uv[:, 1] > -m) & (uv[:, 1] < self.H + m)
+        xi = uv[:, 0].round().clamp(0, self.W - 1).long()
+        yi = uv[:, 1].round().clamp(0, self.H - 1).long()
+        on_screen = inside & (uv[:, 0] >= 0) & (uv[:, 0] <= self.W - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= self.H - 1)
+        hidden = on_screen & (alpha[yi, xi] > 0.95) & (z > 1.1 * depth[yi, xi] + 1e-3)
+        seen = inside & ~hidden
+        self.unseen = torch.where(seen, torch.zeros_like(self.unseen), self.unseen + 1)
+        gone = self.unseen >= self.cfg.retire_after
+        n = int(gone.sum())
+        if n:
+            out = self._arrays(gone)
+            out["death"] = np.full(n, self.t, np.int64)  # not part of the scene from this frame on
+            self.archive = out if not self.archive else {k: np.concatenate([self.archive[k], out[k]])
+                                                          for k in out}
+            self._keep(~gone)
+        return n
+
+    def _arrays(self, mask: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+        """Active Gaussians' parameters and bookkeeping as numpy arrays (all, or those in ``mask``)."""
+        sel = (lambda v: v) if mask is None else (lambda v: v[mask])
+        out = {k: sel(v.detach()).cpu().numpy() for k, v in self.p.items()}
+        out.update(moving=sel(self.moving).cpu().numpy(), birth=sel(self.birth).cpu().numpy(),
+                   ids=sel(self.ids).cpu().numpy())
+        return out
 
     def _spawn(self, image, depth, pose, prob, count: int, moving_mask) -> int:
         if count <= 0 or prob.sum() <= 0:
@@ -361,10 +406,11 @@ class GFlow:
             self._bound_sizes(pose)
             self._keep(torch.sigmoid(self.p["opacity_logits"]) > cfg.prune_opacity)
             out = self.render(pose)
+            retired = self._retire(pose, out.depth[0], out.alpha[0]) if self.t > 0 else 0
         self._prev_depth = np.where(out.alpha[0].cpu().numpy() > 0.9, out.depth[0].cpu().numpy(), 0.0)
         self._prev_moving = np.asarray(frame.moving, bool)
         mse = float((out.colors[0].clamp(0, 1) - torch.as_tensor(image, device=self.device)).square().mean())
-        return {"frame": self.t, "psnr": -10 * np.log10(max(mse, 1e-10)), "n": self.n,
+        return {"frame": self.t, "psnr": -10 * np.log10(max(mse, 1e-10)), "n": self.n, "retired": retired,
                 "n_moving": int(self.moving.sum()), "seconds": time.perf_counter() - tic, **info}
 
     def _bound_sizes(self, pose: np.ndarray) -> None:
@@ -399,11 +445,25 @@ class GFlow:
         self.p["means"] = means
         return idx, target, ok
 
+    def frame_record(self) -> dict[str, np.ndarray]:
+        """What the 4D scene keeps of the current frame: the moving Gaussians' ids and parameters, plus the still
+        Gaussians' colours when those may change from frame to frame (``scene.assemble`` reads these)."""
+        a = self._arrays()
+        mv = a["moving"]
+        rec = {"ids": a["ids"][mv], **{k: a[k][mv] for k in PARAMS}}
+        if self.still_colors_vary:
+            rec.update(still_ids=a["ids"][~mv], still_colors=a["colors"][~mv].astype(np.float16))
+        return rec
+
     # ----------------------------------------------------------------------------------------------- resume
     def state(self) -> dict[str, np.ndarray]:
-        s = {k: v.detach().cpu().numpy() for k, v in self.p.items()}
-        s.update(moving=self.moving.cpu().numpy(), birth=self.birth.cpu().numpy(), ids=self.ids.cpu().numpy(),
-                 poses=np.stack(self.poses), t=np.array(self.t), next_id=np.array(self.next_id),
+        """Everything to resume, and the final scene: active Gaussians first (``death`` −1), then retired ones."""
+        s = self._arrays()
+        s["death"] = np.full(len(s["ids"]), -1, np.int64)
+        s["unseen"] = self.unseen.cpu().numpy()
+        if self.archive:
+            s = {k: np.concatenate([s[k], self.archive[k]]) for k in self.archive} | {"unseen": s["unseen"]}
+        s.update(poses=np.stack(self.poses), t=np.array(self.t), next_id=np.array(self.next_id),
                  prev_depth=self._prev_depth if self._prev_depth is not None else np.zeros((0,)),
                  prev_moving=self._prev_moving,
                  rng=np.frombuffer(repr(self.rng.bit_generator.state).encode(), np.uint8))
@@ -412,10 +472,16 @@ class GFlow:
     def load_state(self, s) -> None:
         import ast
 
-        self.p = {k: torch.as_tensor(s[k], device=self.device) for k in PARAMS}
-        self.moving = torch.as_tensor(s["moving"], device=self.device).bool()
-        self.birth = torch.as_tensor(s["birth"], device=self.device).long()
-        self.ids = torch.as_tensor(s["ids"], device=self.device).long()
+        death = np.asarray(s["death"]) if "death" in s else np.full(len(s["ids"]), -1)
+        act, arch = death < 0, death >= 0
+        keys = (*PARAMS, "moving", "birth", "ids")
+        self.archive = {k: np.asarray(s[k])[arch] for k in keys} | {"death": death[arch]} if arch.any() else {}
+        self.p = {k: torch.as_tensor(np.asarray(s[k])[act], device=self.device) for k in PARAMS}
+        self.moving = torch.as_tensor(np.asarray(s["moving"])[act], device=self.device).bool()
+        self.birth = torch.as_tensor(np.asarray(s["birth"])[act], device=self.device).long()
+        self.ids = torch.as_tensor(np.asarray(s["ids"])[act], device=self.device).long()
+        unseen = np.asarray(s["unseen"]) if "unseen" in s else np.zeros(int(act.sum()), np.int64)
+        self.unseen = torch.as_tensor(unseen, device=self.device).long()
         self.poses = list(np.asarray(s["poses"], np.float64))
         self.t, self.next_id = int(s["t"]), int(s["next_id"])
         self._prev_depth = np.asarray(s["prev_depth"]) if np.asarray(s["prev_depth"]).size else None

@@ -21,7 +21,11 @@ class Scene4D:
     """``params``: final raw parameters of every Gaussian ``(N,…)`` (RGB colours); ``moving``/``birth`` ``(N,)``;
     ``dynamic[k]``: ``(T, M, …)`` per-frame values (position, rotation, scale, opacity, colour) of the ``M`` moving
     Gaussians (rows follow
-    ``moving_index``, NaN before a Gaussian is born); ``K``, ``width``, ``height``, ``world_to_cam (T,4,4)``."""
+    ``moving_index``, NaN before a Gaussian is born); ``K``, ``width``, ``height``, ``world_to_cam (T,4,4)``;
+    ``still_colors``: optional ``(T, S, 3)`` per-frame colours of the ``S`` still Gaussians (rows follow
+    ``still_index``; NaN where not recorded) when the solver let their appearance change from frame to frame;
+    ``death``: optional ``(N,)`` frame from which a Gaussian is no longer part of the scene (it left the view and
+    was retired; −1: never)."""
 
     params: dict[str, np.ndarray]
     moving: np.ndarray
@@ -31,6 +35,8 @@ class Scene4D:
     width: int
     height: int
     world_to_cam: np.ndarray
+    still_colors: np.ndarray | None = None
+    death: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -39,6 +45,10 @@ class Scene4D:
     @property
     def moving_index(self) -> np.ndarray:
         return np.nonzero(self.moving)[0]
+
+    @property
+    def still_index(self) -> np.ndarray:
+        return np.nonzero(~self.moving)[0]
 
     def moving_alive(self, t: int) -> np.ndarray:
         """``(M,)`` which moving Gaussians exist at frame ``t``."""
@@ -65,9 +75,13 @@ class Scene4D:
         ok = self.moving_alive(t)
         for k in DYNAMIC:
             p[k][mi[ok]] = self.dynamic[k][t][ok]
+        if self.still_colors is not None:
+            sc = self.still_colors[t]
+            rec = np.isfinite(sc).all(1)
+            p["colors"][self.still_index[rec]] = sc[rec]
         alive[mi[~ok]] = False
         if born_by_t:
-            alive &= self.birth <= t
+            alive &= self.exists(t)
         g = Gaussians(means=p["means"], quats=p["quats"], log_scales=p["log_scales"],
                       opacity_logits=p["opacity_logits"], colors=p["colors"])
         return g.subset(alive)
@@ -78,6 +92,16 @@ class Scene4D:
         g = self.gaussians_at(t, born_by_t=False)
         is_mov = self.moving[self.alive_index(t)]
         return g.subset(~is_mov), g.subset(is_mov)
+
+    def exists(self, t: int) -> np.ndarray:
+        """``(N,)`` which Gaussians are part of frame ``t``: born by then, not yet retired, and (moving ones)
+        with a state at ``t``."""
+        t = self._check_frame(t)
+        ok = self.birth <= t
+        if self.death is not None:
+            ok &= (self.death < 0) | (t < self.death)
+        ok[self.moving_index[~self.moving_alive(t)]] = False
+        return ok
 
     def alive_index(self, t: int) -> np.ndarray:
         """Indices of the Gaussians ``gaussians_at(t, born_by_t=False)`` returns, in its order."""
@@ -113,6 +137,10 @@ class Scene4D:
                        for k, v in self.dynamic.items()})
         arrays.update(moving=self.moving, birth=self.birth.astype(np.int32), K=self.K, world_to_cam=self.world_to_cam,
                       size=np.array([self.width, self.height]), format=np.array(FORMAT))
+        if self.still_colors is not None:
+            arrays["s_colors"] = self.still_colors.astype(np.float16)
+        if self.death is not None:
+            arrays["death"] = self.death.astype(np.int32)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
         return Path(path)
@@ -131,15 +159,18 @@ class Scene4D:
             params = {k[2:]: z[k] for k in z.files if k.startswith("p_")}
             dynamic = {k[2:]: z[k].astype(np.float32) for k in z.files if k.startswith("d_")}
             w, h = (int(v) for v in z["size"])
+            still = z["s_colors"].astype(np.float32) if "s_colors" in z.files else None
+            death = z["death"].astype(np.int64) if "death" in z.files else None
             return cls(params, z["moving"].astype(bool), z["birth"].astype(np.int64), dynamic, z["K"], w, h,
-                       z["world_to_cam"])
+                       z["world_to_cam"], still, death)
         except (KeyError, ValueError, OSError) as e:
             raise InputError(f"not a readable 4D scene file ({e})", path=path) from None
 
 
 def assemble(final: dict[str, np.ndarray], records: list[dict], K: np.ndarray, width: int, height: int) -> Scene4D:
     """Build a ``Scene4D`` from the solver's final state (``means … colors``, ``moving``, ``birth``, ``ids``,
-    ``poses``) and the per-frame records of moving Gaussians (``ids`` and their ``DYNAMIC`` values)."""
+    ``poses``) and the per-frame records of moving Gaussians (``ids`` and their ``DYNAMIC`` values; optionally
+    ``still_ids``/``still_colors``, the colours still Gaussians had at that frame)."""
     ids = final["ids"]
     moving = final["moving"].astype(bool)
     mi = np.nonzero(moving)[0]
@@ -151,6 +182,16 @@ def assemble(final: dict[str, np.ndarray], records: list[dict], K: np.ndarray, w
         ok = rows >= 0
         for k in DYNAMIC:
             dynamic[k][t, rows[ok]] = rec[k][ok]
+    still_colors = None
+    if records and all("still_ids" in r for r in records):
+        si = np.nonzero(~moving)[0]
+        srow = {int(i): r for r, i in enumerate(ids[si])}
+        still_colors = np.full((T, len(si), 3), np.nan, np.float32)
+        for t, rec in enumerate(records):
+            rows = np.array([srow.get(int(i), -1) for i in rec["still_ids"]], np.int64)
+            ok = rows >= 0
+            still_colors[t, rows[ok]] = rec["still_colors"][ok]
     params = {k: final[k] for k in ("means", "quats", "log_scales", "opacity_logits", "colors")}
+    death = np.asarray(final["death"], np.int64) if "death" in final else None
     return Scene4D(params, moving, final["birth"], dynamic, np.asarray(K, np.float64), width, height,
-                   np.asarray(final["poses"], np.float64))
+                   np.asarray(final["poses"], np.float64), still_colors, death)
