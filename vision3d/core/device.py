@@ -63,7 +63,7 @@ def versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for d in ("vision3d", "torch", "numpy", "opencv-python-headless", "av", "kornia", "trimesh", "safetensors",
-              "scikit-image", "typer", "rich"):
+              "scikit-image", "typer", "rich", "numba"):
         out[d] = _version(d) or "-"
     return out
 
@@ -87,6 +87,10 @@ def capabilities() -> list[Capability]:
     caps.append(Capability("device", "cpu", True, f"{torch.get_num_threads()} threads"))
 
     caps.append(Capability("render", "torch", True, "pure-PyTorch reference backend, any device"))
+    nv = _version("numba")
+    caps.append(Capability("render", "cpu", nv is not None,
+                           f"numba {nv} tile kernels (default on CPU); compile on first use (~11 s), then cached"
+                           if nv is not None else "numba is not installed (pip install numba); torch is used instead"))
     gv = _version("gsplat")
     if gv is None:
         caps.append(Capability("render", "gsplat", False, "not installed (pip install 'vision3d[cuda]')"))
