@@ -76,7 +76,7 @@ class Scene4D:
         for k in DYNAMIC:
             p[k][mi[ok]] = self.dynamic[k][t][ok]
         if self.still_colors is not None:
-            sc = self.still_colors[t]
+            sc = self.still_colors[t].astype(np.float32)
             rec = np.isfinite(sc).all(1)
             p["colors"][self.still_index[rec]] = sc[rec]
         alive[mi[~ok]] = False
@@ -159,7 +159,7 @@ class Scene4D:
             params = {k[2:]: z[k] for k in z.files if k.startswith("p_")}
             dynamic = {k[2:]: z[k].astype(np.float32) for k in z.files if k.startswith("d_")}
             w, h = (int(v) for v in z["size"])
-            still = z["s_colors"].astype(np.float32) if "s_colors" in z.files else None
+            still = z["s_colors"] if "s_colors" in z.files else None  # float16, (T, S, 3): kept compact
             death = z["death"].astype(np.int64) if "death" in z.files else None
             return cls(params, z["moving"].astype(bool), z["birth"].astype(np.int64), dynamic, z["K"], w, h,
                        z["world_to_cam"], still, death)
@@ -186,7 +186,7 @@ def assemble(final: dict[str, np.ndarray], records: list[dict], K: np.ndarray, w
     if records and all("still_ids" in r for r in records):
         si = np.nonzero(~moving)[0]
         srow = {int(i): r for r, i in enumerate(ids[si])}
-        still_colors = np.full((T, len(si), 3), np.nan, np.float32)
+        still_colors = np.full((T, len(si), 3), np.nan, np.float16)
         for t, rec in enumerate(records):
             rows = np.array([srow.get(int(i), -1) for i in rec["still_ids"]], np.int64)
             ok = rows >= 0
