@@ -69,11 +69,12 @@ def test_rerender_reproduces_each_frame_with_its_own_still_colours(tmp_path):
     """Still colours change from frame to frame (stored per frame): re-rendering frame t from the saved scene gives
     the picture the solver had at frame t, not one shaped by later frames."""
     online = []
-    frozen = ("means", "quats", "log_scales", "opacity_logits")  # only colours vary, so the match is exact
+    frozen = ("means", "quats", "log_scales")  # colours and opacities vary (both stored), so the match is exact
     _, g, rows, scene = _run(online=online, freeze_still=frozen, backend="cpu")
     assert g.still_colors_vary and scene.still_colors is not None
     back = Scene4D.load(scene.save(tmp_path / "scene4d.npz"))
     assert back.still_colors.shape == (T, int((~back.moving).sum()), 3)
+    assert back.still_opacity.shape == (T, int((~back.moving).sum()))
     both = np.isfinite(back.still_colors[0]).all(1) & np.isfinite(back.still_colors[-1]).all(1)
     assert both.sum() > 100
     assert np.abs(back.still_colors[0][both] - back.still_colors[-1][both]).max() > 0.01  # they really change

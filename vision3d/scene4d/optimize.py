@@ -447,12 +447,13 @@ class GFlow:
 
     def frame_record(self) -> dict[str, np.ndarray]:
         """What the 4D scene keeps of the current frame: the moving Gaussians' ids and parameters, plus the still
-        Gaussians' colours when those may change from frame to frame (``scene.assemble`` reads these)."""
+        Gaussians' colours and opacities when colours may change from frame to frame (``scene.assemble``)."""
         a = self._arrays()
         mv = a["moving"]
         rec = {"ids": a["ids"][mv], **{k: a[k][mv] for k in PARAMS}}
         if self.still_colors_vary:
-            rec.update(still_ids=a["ids"][~mv], still_colors=a["colors"][~mv].astype(np.float16))
+            rec.update(still_ids=a["ids"][~mv], still_colors=a["colors"][~mv].astype(np.float16),
+                       still_opacity=a["opacity_logits"][~mv].astype(np.float16))
         return rec
 
     # ----------------------------------------------------------------------------------------------- resume

@@ -22,8 +22,9 @@ class Scene4D:
     ``dynamic[k]``: ``(T, M, …)`` per-frame values (position, rotation, scale, opacity, colour) of the ``M`` moving
     Gaussians (rows follow
     ``moving_index``, NaN before a Gaussian is born); ``K``, ``width``, ``height``, ``world_to_cam (T,4,4)``;
-    ``still_colors``: optional ``(T, S, 3)`` per-frame colours of the ``S`` still Gaussians (rows follow
-    ``still_index``; NaN where not recorded) when the solver let their appearance change from frame to frame;
+    ``still_colors``/``still_opacity``: optional ``(T, S, 3)``/``(T, S)`` per-frame colours and opacity logits of
+    the ``S`` still Gaussians (rows follow ``still_index``; NaN where not recorded; float16) when the solver let
+    their appearance change from frame to frame;
     ``death``: optional ``(N,)`` frame from which a Gaussian is no longer part of the scene (it left the view and
     was retired; −1: never)."""
 
@@ -37,6 +38,7 @@ class Scene4D:
     world_to_cam: np.ndarray
     still_colors: np.ndarray | None = None
     death: np.ndarray | None = None
+    still_opacity: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -79,6 +81,10 @@ class Scene4D:
             sc = self.still_colors[t].astype(np.float32)
             rec = np.isfinite(sc).all(1)
             p["colors"][self.still_index[rec]] = sc[rec]
+        if self.still_opacity is not None:
+            so = self.still_opacity[t].astype(np.float32)
+            rec = np.isfinite(so)
+            p["opacity_logits"][self.still_index[rec]] = so[rec]
         alive[mi[~ok]] = False
         if born_by_t:
             alive &= self.exists(t)
@@ -141,6 +147,8 @@ class Scene4D:
             arrays["s_colors"] = self.still_colors.astype(np.float16)
         if self.death is not None:
             arrays["death"] = self.death.astype(np.int32)
+        if self.still_opacity is not None:
+            arrays["s_opacity"] = self.still_opacity.astype(np.float16)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
         return Path(path)
@@ -161,8 +169,9 @@ class Scene4D:
             w, h = (int(v) for v in z["size"])
             still = z["s_colors"] if "s_colors" in z.files else None  # float16, (T, S, 3): kept compact
             death = z["death"].astype(np.int64) if "death" in z.files else None
+            opac = z["s_opacity"] if "s_opacity" in z.files else None
             return cls(params, z["moving"].astype(bool), z["birth"].astype(np.int64), dynamic, z["K"], w, h,
-                       z["world_to_cam"], still, death)
+                       z["world_to_cam"], still, death, opac)
         except (KeyError, ValueError, OSError) as e:
             raise InputError(f"not a readable 4D scene file ({e})", path=path) from None
 
@@ -170,7 +179,7 @@ class Scene4D:
 def assemble(final: dict[str, np.ndarray], records: list[dict], K: np.ndarray, width: int, height: int) -> Scene4D:
     """Build a ``Scene4D`` from the solver's final state (``means … colors``, ``moving``, ``birth``, ``ids``,
     ``poses``) and the per-frame records of moving Gaussians (``ids`` and their ``DYNAMIC`` values; optionally
-    ``still_ids``/``still_colors``, the colours still Gaussians had at that frame)."""
+    ``still_ids``/``still_colors``/``still_opacity``, the appearance still Gaussians had at that frame)."""
     ids = final["ids"]
     moving = final["moving"].astype(bool)
     mi = np.nonzero(moving)[0]
@@ -182,16 +191,20 @@ def assemble(final: dict[str, np.ndarray], records: list[dict], K: np.ndarray, w
         ok = rows >= 0
         for k in DYNAMIC:
             dynamic[k][t, rows[ok]] = rec[k][ok]
-    still_colors = None
+    still_colors = still_opacity = None
     if records and all("still_ids" in r for r in records):
         si = np.nonzero(~moving)[0]
         srow = {int(i): r for r, i in enumerate(ids[si])}
         still_colors = np.full((T, len(si), 3), np.nan, np.float16)
+        if all("still_opacity" in r for r in records):
+            still_opacity = np.full((T, len(si)), np.nan, np.float16)
         for t, rec in enumerate(records):
             rows = np.array([srow.get(int(i), -1) for i in rec["still_ids"]], np.int64)
             ok = rows >= 0
             still_colors[t, rows[ok]] = rec["still_colors"][ok]
+            if still_opacity is not None:
+                still_opacity[t, rows[ok]] = rec["still_opacity"][ok]
     params = {k: final[k] for k in ("means", "quats", "log_scales", "opacity_logits", "colors")}
     death = np.asarray(final["death"], np.int64) if "death" in final else None
     return Scene4D(params, moving, final["birth"], dynamic, np.asarray(K, np.float64), width, height,
-                   np.asarray(final["poses"], np.float64), still_colors, death)
+                   np.asarray(final["poses"], np.float64), still_colors, death, still_opacity)
