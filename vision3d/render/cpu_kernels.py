@@ -32,6 +32,18 @@ def _jit(fn):
     return nb.njit(parallel=True, cache=True, nogil=True)(fn) if AVAILABLE else fn
 
 
+def _inline(fn):
+    return nb.njit(cache=True, inline="always")(fn) if AVAILABLE else fn
+
+
+@_inline
+def _tile_rect(ti, tiles_per_cam, tiles_x, tile, width, height):
+    """Camera and pixel rectangle ``[y0, y1) × [x0, x1)`` of tile ``ti`` (tiles numbered camera-major)."""
+    cam, local = ti // tiles_per_cam, ti % tiles_per_cam
+    ty0, tx0 = (local // tiles_x) * tile, (local % tiles_x) * tile
+    return cam, ty0, tx0, min(ty0 + tile, height), min(tx0 + tile, width)
+
+
 @_jit
 def forward_tiles(tile_start, tile_gid, geom, box, feats, width, height, tiles_x, tiles_per_cam, tile,
                   img, acc, last, t_final):
@@ -45,9 +57,7 @@ def forward_tiles(tile_start, tile_gid, geom, box, feats, width, height, tiles_x
     counts = np.zeros(n_tiles, np.int64)
     for ti in nb.prange(n_tiles):
         s, e = tile_start[ti], tile_start[ti + 1]
-        cam, local = ti // tiles_per_cam, ti % tiles_per_cam
-        ty0, tx0 = (local // tiles_x) * tile, (local % tiles_x) * tile
-        ty1, tx1 = min(ty0 + tile, height), min(tx0 + tile, width)
+        cam, ty0, tx0, ty1, tx1 = _tile_rect(ti, tiles_per_cam, tiles_x, tile, width, height)
         tw = tx1 - tx0
         T = np.ones((ty1 - ty0) * tw)
         stop = np.full((ty1 - ty0) * tw, s, np.int64)
@@ -105,9 +115,7 @@ def backward_tiles(tile_start, tile_gid, geom, box, feats, width, height, tiles_
     D = feats.shape[1]
     for ti in nb.prange(n_tiles):
         s, e = tile_start[ti], tile_start[ti + 1]
-        cam, local = ti // tiles_per_cam, ti % tiles_per_cam
-        ty0, tx0 = (local // tiles_x) * tile, (local % tiles_x) * tile
-        ty1, tx1 = min(ty0 + tile, height), min(tx0 + tile, width)
+        cam, ty0, tx0, ty1, tx1 = _tile_rect(ti, tiles_per_cam, tiles_x, tile, width, height)
         tw = tx1 - tx0
         T = np.empty((ty1 - ty0) * tw)
         behind = np.zeros((ty1 - ty0) * tw)  # Σ over later contributions of dL/dw · w
