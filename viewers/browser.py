@@ -89,6 +89,8 @@ class Page:
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.on("websocket", lambda ws: ws.on("framereceived", self._count))
+        self.failed: list[str] = []  # HTTP errors by URL (the console only says "Failed to load resource")
+        self.page.on("response", lambda r: self.failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         self.page.goto(url)
 
     def _count(self, payload) -> None:
@@ -108,7 +110,9 @@ class Page:
         return self.grab(name)
 
     def real_errors(self) -> list[str]:
-        return [e for e in self.errors if not e.startswith(KNOWN_CLIENT_NOISE)]
+        """Console errors minus known client noise and minus "Failed to load resource" lines, which carry no URL:
+        HTTP failures are judged by URL through ``failed``."""
+        return [e for e in self.errors if not e.startswith(KNOWN_CLIENT_NOISE + ("Failed to load resource",))]
 
     def close(self) -> None:
         self.page.close()
