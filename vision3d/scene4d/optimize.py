@@ -22,6 +22,7 @@ import torch
 
 from vision3d.errors import InputError
 from vision3d.render import rasterize
+from vision3d.render.ssim import SSIMTarget
 from vision3d.scene4d.config import GFlowConfig
 from vision3d.scene4d.init import bilinear, gaussians_from_pixels, sample_pixels, texture_probability
 from vision3d.scene4d.pose import apply_increment, predict_next
@@ -67,12 +68,18 @@ class GFlow:
         self._prev_depth: np.ndarray | None = None      # rendered depth of the previous frame (0 where empty)
         self._prev_moving = np.zeros((self.H, self.W), bool)
         self._Kt = torch.as_tensor(self.K, dtype=torch.float32, device=self.device)
+        self._record: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------------------------------- bookkeeping
     @property
     def still_colors_vary(self) -> bool:
         """Whether still Gaussians' colours may change after their first frame (then they are stored per frame)."""
         return "colors" not in self.cfg.freeze_still and not self.cfg.freeze_colors
+
+    @property
+    def still_opacity_varies(self) -> bool:
+        """Whether still Gaussians' opacities may change after their first frame (then they are stored per frame)."""
+        return "opacity_logits" not in self.cfg.freeze_still
 
     @property
     def n(self) -> int:
@@ -119,11 +126,15 @@ class GFlow:
         hidden = on_screen & (alpha[yi, xi] > 0.95) & (z > 1.1 * depth[yi, xi] + 1e-3)
         seen = inside & ~hidden
         self.unseen = torch.where(seen, torch.zeros_like(self.unseen), self.unseen + 1)
-        gone = self.unseen >= self.cfg.retire_after
+        return self._archive(self.unseen >= self.cfg.retire_after, self.t + 1)  # fitted with this frame
+
+    def _archive(self, gone: torch.Tensor, death: int) -> int:
+        """Move the Gaussians in ``gone`` from the active set to the archive; from frame ``death`` on they are no
+        longer part of the scene (the frames before still render them as they were)."""
         n = int(gone.sum())
         if n:
             out = self._arrays(gone)
-            out["death"] = np.full(n, self.t, np.int64)  # not part of the scene from this frame on
+            out["death"] = np.full(n, death, np.int64)
             self.archive = out if not self.archive else {k: np.concatenate([self.archive[k], out[k]])
                                                           for k in out}
             self._keep(~gone)
@@ -166,30 +177,37 @@ class GFlow:
         return uv, z
 
     # ------------------------------------------------------------------------------------------------ losses
-    def _photo(self, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        import kornia
-
+    def _photo(self, pred: torch.Tensor, gt: torch.Tensor, ssim: SSIMTarget,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+        """λp(MSE + 1 − SSIM) against ``gt`` (``ssim`` holds its statistics), optionally over ``mask`` only."""
         if mask is None:
             mse = (pred - gt).square().mean()
-            ssim = kornia.metrics.ssim(pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None], 11).mean()
+            s = ssim.mean(pred)
         else:
-            m = mask[..., None].float()
-            mse = ((pred - gt).square() * m).sum() / (3 * m.sum()).clamp_min(1)
-            ssim_map = kornia.metrics.ssim(pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None], 11)
-            ssim = (ssim_map[0].mean(0) * mask.float()).sum() / mask.float().sum().clamp_min(1)
-        return self.cfg.lambda_photo * (mse + (1 - ssim))
+            m = mask.float()
+            n = m.sum().clamp_min(1)
+            mse = ((pred - gt).square() * m[..., None]).sum() / (3 * n)
+            s = (ssim.map(pred).mean(-1) * m).sum() / n
+        return self.cfg.lambda_photo * (mse + (1 - s))
 
     def _iso(self, log_scales: torch.Tensor) -> torch.Tensor:
         if not len(log_scales):
             return log_scales.sum()
         return self.cfg.lambda_iso * torch.exp(log_scales).std(dim=1).mean()
 
-    def _depth(self, rendered: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _depth_term(self, target: torch.Tensor, mask: torch.Tensor):
+        """What the depth loss needs for one step, fixed while the step runs: the valid pixels as weights that
+        already divide by their count and the target's median (relative L1), or None with under 10 valid pixels."""
         m = mask & (target > 0)
-        if int(m.sum()) < 10:
+        count = int(m.sum())
+        if count < 10:
+            return None
+        return m.float() / (count * target[m].median().clamp_min(1e-6))
+
+    def _depth(self, rendered: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        if weights is None:
             return rendered.sum() * 0
-        scale = target[m].median().clamp_min(1e-6)
-        return self.cfg.lambda_depth * ((rendered - target).abs()[m] / scale).mean()
+        return self.cfg.lambda_depth * ((rendered - target).abs() * weights).sum()
 
     def _flow_targets(self, means_prev: torch.Tensor, flow: np.ndarray, occluded: np.ndarray | None):
         """Previous projections of ``means_prev`` and where the flow says they went; visibility-weighted."""
@@ -217,7 +235,7 @@ class GFlow:
                   for p in params]
         for g in groups:
             g["base_lr"] = g["lr"]
-        opt = torch.optim.Adam(groups)
+        opt = torch.optim.Adam(groups, fused=self.device.type == "cuda")   # one kernel for all groups on a GPU
         end = self.cfg.lr_end_factor
 
         class Linear:
@@ -239,9 +257,10 @@ class GFlow:
         isotropy; still centres and old colours frozen; error-driven densification at ``densify_at``."""
         gt = torch.as_tensor(image, dtype=torch.float32, device=self.device)
         D = torch.as_tensor(depth_target, dtype=torch.float32, device=self.device)
-        Dm = torch.as_tensor(depth_mask, device=self.device)
+        Dw = self._depth_term(D, torch.as_tensor(depth_mask, device=self.device))
         V = torch.as_tensor(pose, dtype=torch.float32, device=self.device)
-        loss_v = float("nan")
+        ssim = SSIMTarget(gt)
+        loss = None
         step = 0
         while step < iters:
             leaves = {k: v.detach().clone().requires_grad_(True) for k, v in self.p.items()}
@@ -255,24 +274,26 @@ class GFlow:
             frozen["means"] = ~self.moving if self.t > 0 else None
             if self.cfg.freeze_colors:
                 frozen["colors"] = old
+            # gradients are multiplied by these (no boolean indexing in the loop: it would sync a GPU every step)
+            keep = {k: (~m).float().view(-1, *[1] * (leaves[k].dim() - 1)) for k, m in frozen.items()
+                    if m is not None and bool(m.any())}
+            flow = self._flow_subset(flow_info)
             stop = min([s for s in densify_at if s > step] + [iters])
             for _it in range(step, stop):
                 out = self.render(V, params=leaves)
-                loss = self._photo(out.colors[0], gt) + self._iso(leaves["log_scales"]) + \
-                    self._depth(out.depth[0], D, Dm)
-                if flow_info is not None and bool(self.moving.any()):
-                    idx, target, ok = flow_info
+                loss = self._photo(out.colors[0], gt, ssim) + self._iso(leaves["log_scales"]) + \
+                    self._depth(out.depth[0], D, Dw)
+                if flow is not None:
+                    idx, target = flow
                     uv, _ = self._project(leaves["means"][idx], V)
-                    if bool(ok.any()):
-                        loss = loss + self.cfg.lambda_flow * (uv[ok] - target[ok]).square().sum(1).mean()
+                    loss = loss + self.cfg.lambda_flow * (uv - target).square().sum(1).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                for k, m in frozen.items():
-                    if m is not None and leaves[k].grad is not None:
-                        leaves[k].grad[m] = 0
+                for k, m in keep.items():
+                    if leaves[k].grad is not None:
+                        leaves[k].grad.mul_(m)
                 opt.step()
                 sched.step()
-                loss_v = float(loss.detach())
             step = stop
             self.p = {k: v.detach() for k, v in leaves.items()}
             if step < iters:                  # error-driven densification, then a fresh optimiser
@@ -281,7 +302,17 @@ class GFlow:
                 prob = np.where(err > self.cfg.densify_error, err, 0.0)
                 self._spawn(image, depth_target, pose, prob / max(prob.sum(), 1e-12),
                             int(self.cfg.densify_ratio * self.cfg.n_init), self._moving_now)
-        return {"loss": loss_v}
+        return {"loss": float("nan") if loss is None else float(loss.detach())}
+
+    def _flow_subset(self, flow_info):
+        """``(index, target)`` of the Gaussians with a valid flow target (indices into the current arrays, which
+        densification only appends to), or None."""
+        if flow_info is None:
+            return None
+        idx, target, ok = flow_info
+        if not len(idx) or not bool(ok.any()):
+            return None
+        return idx[ok], target[ok]
 
     def _pnp_init(self, frame: FrameInput) -> np.ndarray | None:
         """A closed-form start for C1: the previous frame's rendered still surface, carried by the optical flow,
@@ -330,21 +361,22 @@ class GFlow:
             mov_alpha = self.render(init, torch.nonzero(self.moving).reshape(-1)).alpha[0] if bool(self.moving.any()) \
                 else torch.zeros(self.H, self.W, device=self.device)
         mask = (~torch.as_tensor(frame.moving, device=self.device)) & (mov_alpha < 0.5)
-        flow_terms = None
+        flow = None
         if frame.flow_in is not None and len(still):
             sub = still if len(still) <= 4000 else still[torch.as_tensor(
                 self.rng.choice(len(still), 4000, replace=False), device=self.device)]
             _, target, ok = self._flow_targets(self.p["means"][sub], frame.flow_in, frame.occluded_in)
-            flow_terms = (sub, target, ok)
+            flow = self._flow_subset((sub, target, ok))
+        ssim = SSIMTarget(gt)
         opt, sched = self._optimiser(self.cfg.cam_iters, self.cfg.lr_cam, [omega, v])
         for _ in range(self.cfg.cam_iters):
             V = apply_increment(base, omega, v)
             out = self.render(V, still)
-            loss = self._photo(out.colors[0], gt, mask & (out.alpha[0] > 0.5))
-            if flow_terms is not None and bool(flow_terms[2].any()):
-                sub, target, ok = flow_terms
+            loss = self._photo(out.colors[0], gt, ssim, mask & (out.alpha[0] > 0.5))
+            if flow is not None:
+                sub, target = flow
                 uv, _ = self._project(self.p["means"][sub], V)
-                loss = loss + self.cfg.lambda_flow * (uv[ok] - target[ok]).square().sum(1).mean()
+                loss = loss + self.cfg.lambda_flow * (uv - target).square().sum(1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -404,8 +436,12 @@ class GFlow:
                                        flow_info)
         with torch.no_grad():
             self._bound_sizes(pose)
+            # near-transparent Gaussians leave; those that earlier frames saw go to the archive, not away
+            weak = torch.sigmoid(self.p["opacity_logits"]) <= cfg.prune_opacity
+            self._archive(weak & (self.birth < self.t), self.t)
             self._keep(torch.sigmoid(self.p["opacity_logits"]) > cfg.prune_opacity)
             out = self.render(pose)
+            self._record = self._record_now()     # before retirement: this frame was fitted with them
             retired = self._retire(pose, out.depth[0], out.alpha[0]) if self.t > 0 else 0
         self._prev_depth = np.where(out.alpha[0].cpu().numpy() > 0.9, out.depth[0].cpu().numpy(), 0.0)
         self._prev_moving = np.asarray(frame.moving, bool)
@@ -416,11 +452,14 @@ class GFlow:
     def _bound_sizes(self, pose: np.ndarray) -> None:
         """Cap each Gaussian's largest axis at ``max_screen_frac`` of the short image side as seen from this frame's
         camera: a few Gaussians blown up to cover the frame would make every later render slow (each pixel visits
-        them) and blur detail that densification should add instead."""
+        them) and blur detail that densification should add instead. Still Gaussians whose scales are frozen after
+        their first frame keep them (the scene stores one scale for every frame)."""
         V = torch.as_tensor(pose, dtype=torch.float32, device=self.device)
         z = (self.p["means"] @ V[2, :3] + V[2, 3]).clamp_min(1e-3)
         focal = float(0.5 * (self.K[0, 0] + self.K[1, 1]))
         cap = torch.log(self.cfg.max_screen_frac * min(self.W, self.H) * z / focal)[:, None]
+        if "log_scales" in self.cfg.freeze_still:
+            cap = torch.where((~self.moving & (self.birth < self.t))[:, None], torch.inf, cap)
         self.p["log_scales"] = torch.minimum(self.p["log_scales"], cap)
 
     def _move_dynamic(self, frame: FrameInput, pose: np.ndarray, depth: np.ndarray):
@@ -446,14 +485,21 @@ class GFlow:
         return idx, target, ok
 
     def frame_record(self) -> dict[str, np.ndarray]:
-        """What the 4D scene keeps of the current frame: the moving Gaussians' ids and parameters, plus the still
-        Gaussians' colours and opacities when colours may change from frame to frame (``scene.assemble``)."""
+        """What the 4D scene keeps of the last frame: the moving Gaussians' ids and parameters, plus the still
+        Gaussians' colours and opacities where these may change from frame to frame (``scene.assemble``); taken
+        right after the frame's fit, so Gaussians retired after it are in it."""
+        return self._record if self._record is not None else self._record_now()
+
+    def _record_now(self) -> dict[str, np.ndarray]:
         a = self._arrays()
         mv = a["moving"]
         rec = {"ids": a["ids"][mv], **{k: a[k][mv] for k in PARAMS}}
+        if self.still_colors_vary or self.still_opacity_varies:
+            rec["still_ids"] = a["ids"][~mv]
         if self.still_colors_vary:
-            rec.update(still_ids=a["ids"][~mv], still_colors=a["colors"][~mv].astype(np.float16),
-                       still_opacity=a["opacity_logits"][~mv].astype(np.float16))
+            rec["still_colors"] = a["colors"][~mv].astype(np.float16)
+        if self.still_opacity_varies:
+            rec["still_opacity"] = a["opacity_logits"][~mv].astype(np.float16)
         return rec
 
     # ----------------------------------------------------------------------------------------------- resume

@@ -195,13 +195,15 @@ def assemble(final: dict[str, np.ndarray], records: list[dict], K: np.ndarray, w
     if records and all("still_ids" in r for r in records):
         si = np.nonzero(~moving)[0]
         srow = {int(i): r for r, i in enumerate(ids[si])}
-        still_colors = np.full((T, len(si), 3), np.nan, np.float16)
+        if all("still_colors" in r for r in records):
+            still_colors = np.full((T, len(si), 3), np.nan, np.float16)
         if all("still_opacity" in r for r in records):
             still_opacity = np.full((T, len(si)), np.nan, np.float16)
         for t, rec in enumerate(records):
             rows = np.array([srow.get(int(i), -1) for i in rec["still_ids"]], np.int64)
             ok = rows >= 0
-            still_colors[t, rows[ok]] = rec["still_colors"][ok]
+            if still_colors is not None:
+                still_colors[t, rows[ok]] = rec["still_colors"][ok]
             if still_opacity is not None:
                 still_opacity[t, rows[ok]] = rec["still_opacity"][ok]
     params = {k: final[k] for k in ("means", "quats", "log_scales", "opacity_logits", "colors")}
