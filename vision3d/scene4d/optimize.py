@@ -4,10 +4,10 @@ on still Gaussians, moves the moving Gaussians along the optical flow, then the 
 Losses (paper §3.4, weights in ``GFlowConfig``): ``λp(MSE + 1 − SSIM) + λd·depth + λf·flow + λi·isotropy``. The
 depth prior is aligned to the render by a robust scale and shift (GFlow's learnable ``a, b``, solved in closed
 form) and compared as relative L1; the flow term is the MSE (pixels) between each Gaussian's projected-centre
-displacement and the optical flow at its previous projection. Still centres never move (``freeze_still`` may fix
-more of a still Gaussian's parameters once born). The paper preset freezes every colour after its first frame
-(the code zeroes colour gradients after frame 0, ``freeze_colors``); the fast preset lets colours adapt and the
-scene file keeps them per frame (``frame_record``), for still and moving Gaussians alike.
+displacement and the optical flow at its previous projection. Still Gaussians keep their centre, rotation and
+scales once born (``freeze_still``); their colours and opacities adapt every frame and the scene file keeps them
+per frame (``frame_record``), so each frame re-renders exactly as fitted. (The authors' code zeroes colour
+gradients after frame 0: ``freeze_colors``, off in both presets.)
 Pixel-wise densification adds Gaussians where content is new (flow occlusion, empty render) at the start of C2,
 and where the photometric error stays high later; near-transparent Gaussians are pruned after each frame.
 """
