@@ -52,6 +52,24 @@ def test_flicker_zero_for_exact_depth():
     assert reprojection_flicker(seq.depth[0], seq.depth[1] * 1.5, K, T, vis) > 0.2
 
 
+def test_pairwise_flicker_sees_scale_jumps_that_frame_alignment_hides():
+    from types import SimpleNamespace
+
+    from vision3d.depth.evaluate import _flicker, _pairwise_flicker
+
+    seq = render_sequence(sample_scene(SynthConfig(width=64, height=48, n_frames=3, moving_fraction=0.0,
+                                                   static_camera_prob=0.0), np.random.default_rng(1)))
+    samples = [SimpleNamespace(depth=seq.depth[t], K=seq.cameras.K[t], cam_to_world=seq.cameras.cam_to_world[t])
+               for t in range(3)]
+    valids = [np.isfinite(s.depth) & (s.depth > 0) for s in samples]
+    steady = [2.0 / s.depth + 0.1 for s in samples]                     # one affine of inverse depth: no flicker
+    jumpy = [(1.0 + 0.5 * t) / s.depth + 0.1 * t for t, s in enumerate(samples)]  # scale and shift jump per frame
+    assert _pairwise_flicker(steady, samples, valids, "inverse", "auto") < 0.01
+    assert _pairwise_flicker(jumpy, samples, valids, "inverse", "auto") > 0.1
+    frame_aligned = [align(p, s.depth, v, "inverse") for p, s, v in zip(jumpy, samples, valids)]
+    assert _flicker(frame_aligned, samples) < 0.01                     # each frame's own alignment hides the jumps
+
+
 @pytest.fixture(scope="module")
 def static_video():
     cfg = SynthConfig(width=160, height=120, n_frames=12, moving_fraction=0.0, static_camera_prob=0.0,
@@ -103,6 +121,16 @@ def test_import_method(tmp_path):
         list(estimate(frames, "import", source=d, kind="disparity"))
     with pytest.raises(InputError, match="needs the folder"):
         list(estimate(frames, "import"))
+    with pytest.raises(InputError, match="records its scale"):       # a vision3d png says how to read it
+        list(estimate(frames, "import", source=d, scale=256.0))
+    with pytest.raises(InputError, match="positive number"):
+        list(estimate(frames, "import", source=d, scale=-1.0))
+    mm = tmp_path / "mm"
+    mm.mkdir()
+    np.save(mm / "d0.npy", np.full((20, 30), 2500.0, np.float32))      # millimetres declared as metres
+    with pytest.raises(InputError, match="not plausible"):
+        list(estimate(frames[:1], "import", source=mm))
+    assert list(estimate(frames[:1], "import", source=mm, scale=1000.0))[0].depth[0, 0] == pytest.approx(2.5)
     (d / "d3.npy").write_bytes(b"not numpy")
     with pytest.raises(InputError):
         list(estimate(frames * 2, "import", source=d))
@@ -125,6 +153,10 @@ def test_depth_command(tmp_path, static_video):
     assert_one_line_error(v3d("depth", src / "000.png", "-o", out), "at least two frames")
     assert_one_line_error(v3d("depth", src, "-o", out, "--K", "1,2"), "--K")
     assert_one_line_error(v3d("depth", src, "-o", out, "-m", "magic"), "unknown depth method")
+    one = v3d("depth", src / "000.png", "-o", tmp_path / "one", "-m", "futuredepth")  # falls back, and says so
+    assert one.returncode == 0, one.stderr
+    assert "without temporal context" in one.stderr
+    assert json.loads((tmp_path / "one" / "depth.json").read_text())["temporal_context"] is False
 
 
 def test_real_eval_beats_constant(data_dir):

@@ -16,6 +16,9 @@ from vision3d.io.images import natural_key
 IMPORT_SUFFIXES = (".npy", ".png", ".pfm", ".exr")
 
 
+PLAUSIBLE_METRIC = (1e-3, 1e3)  # metres: a median outside this means the scale is wrong (mm read as m…)
+
+
 class ImportedDepth:
     """Frame ``t`` ↔ the ``t``-th depth file (natural order) in ``folder``; resized to the frame if needed.
 
@@ -43,6 +46,12 @@ class ImportedDepth:
             raise InputError(f"the video has more frames than the {len(self.files)} imported depth maps",
                              path=self.files[0].parent, fix="give one depth map per frame")
         d = read_depth(self.files[t], self.kind, self.scale).require_valid("imported depth", self.files[t]).depth
+        if self.kind == "metric":
+            med = float(np.nanmedian(np.where(d > 0, d, np.nan)))
+            if not PLAUSIBLE_METRIC[0] <= med <= PLAUSIBLE_METRIC[1]:
+                raise InputError(f"imported metric depth has a median of {med:g} m, which is not plausible",
+                                 path=self.files[t], fix="check the declared scale (stored value per metre: NYU "
+                                 "1000, KITTI 256, TUM 5000) or declare --kind relative")
         w, h = size
         if d.shape != (h, w):  # nearest keeps depth edges sharp and missing pixels missing
             d = cv2.resize(d, (w, h), interpolation=cv2.INTER_NEAREST)

@@ -21,6 +21,7 @@ class DepthMethodInfo:
     kind: str  # depth kind of the output: metric | relative | inverse
     family: str  # learned | geometric | import
     summary: str
+    video: bool = False  # uses neighbouring frames (a single image runs without temporal context)
 
 
 METHODS: dict[str, DepthMethodInfo] = {m.name: m for m in [
@@ -28,7 +29,8 @@ METHODS: dict[str, DepthMethodInfo] = {m.name: m for m in [
                     "flow + two-view geometry (essential matrix, triangulation, filling), scale-consistent per video"),
     DepthMethodInfo("import", "metric", "import", "external depth maps from a folder (declared kind and scale)"),
     DepthMethodInfo("futuredepth", "inverse", "learned",
-                    "FutureDepth (ECCV'24): multi-frame encoder, F-Net future prediction, R-Net masked reconstruction"),
+                    "FutureDepth (ECCV'24): multi-frame encoder, F-Net future prediction, R-Net masked reconstruction",
+                    video=True),
     DepthMethodInfo("primedepth", "inverse", "learned",
                     "PrimeDepth (ACCV'24): one-step diffusion preimage + refiner (own small UNet or local SD)"),
 ]}

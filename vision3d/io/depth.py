@@ -91,10 +91,14 @@ def _read_png_depth(p: Path, scale: float | None) -> np.ndarray:
     if img.ndim != 2 or img.dtype != np.uint16:
         raise corrupt(p, "depth png", f"got a {img.dtype} image of shape {img.shape}, expected 16-bit single-channel",
                       fix="depth pngs are 16-bit grayscale; an 8-bit or colour png is a visualisation, not depth")
+    stored = _png_scale_tag(p)
     if scale is None:
-        scale = _png_scale_tag(p)
+        scale = stored
         if scale is None:
             raise InputError("16-bit depth png without a known scale", path=p, fix=PNG_SCALE_HINT)
+    elif stored is not None and abs(scale - stored) > 1e-6 * stored:
+        raise InputError(f"depth png records its scale {stored:g} but scale {scale:g} was declared", path=p,
+                         fix="drop the scale: this file says how to read it")
     if not scale > 0:
         raise InputError(f"depth png scale must be positive, got {scale}", path=p, fix=PNG_SCALE_HINT)
     d = img.astype(np.float32) / np.float32(scale)

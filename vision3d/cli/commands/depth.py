@@ -108,5 +108,9 @@ def depth(
                                     "height": frames.height, "format": fmt, "ms_per_frame": 1000 * float(np.mean(times)),
                                     "wall_seconds": time.perf_counter() - t0, "source": frames.source,
                                     "intrinsics": None if Kmat is None else Kmat.tolist(),
-                                    "temporal_fusion": "auto" if temporal is None else temporal})
+                                    "temporal_fusion": "auto" if temporal is None else temporal,
+                                    "temporal_context": len(times) > 1 or not METHODS[method].video})
+    if len(times) == 1 and METHODS[method].video:
+        typer.echo(f"note: {method} got one frame, so it ran without temporal context (the frame repeated as its "
+                   "window): a single-image estimate; give it a video or an image folder for video depth", err=True)
     typer.echo(f"{len(times)} {kind_out} depth map(s) by {method} in {out}")

@@ -73,10 +73,10 @@ def eval_depth(
         tag = Path(dataset).name if Path(dataset).is_dir() else dataset
         write_text(out / f"depth_{tag}_{m}.csv", rows_to_csv(r["samples"]))
         summaries.append({"method": m, "kind": r["kind"], **{k: r[k] for k in ("abs_rel", "delta1", "rmse")},
-                          **{k: r.get(k, float("nan")) for k in ("flicker", "tae", "abs_rel_video")},
+                          **{k: r.get(k, float("nan")) for k in ("flicker", "flicker_frame", "tae", "abs_rel_video")},
                           "seconds_per_frame": r["seconds"]})
     write_text(out / f"depth_{Path(dataset).name}_summary.csv", rows_to_csv(summaries))
-    cols = ["method", "kind", "abs_rel", "delta1", "rmse", "flicker", "tae", "abs_rel_video", "seconds_per_frame"]
+    cols = ["method", "kind", "abs_rel", "delta1", "rmse", "flicker", "flicker_frame", "tae", "abs_rel_video", "seconds_per_frame"]
     typer.echo(" | ".join(cols))
     for s in summaries:
         typer.echo(" | ".join(f"{s[c]:.3f}" if isinstance(s[c], float) else str(s[c]) for c in cols))
