@@ -401,11 +401,16 @@ def stage_tracks(ctx: StageContext) -> dict:
 
 def stage_masks(ctx: StageContext) -> dict:
     """Per-frame moving-object masks (the moving Gaussians' rendered coverage); with a first-frame object mask,
-    that object's Gaussians propagated through the video (``object/NNNNN.png``)."""
+    that object's Gaussians propagated through the video (``object/NNNNN.png``): the Gaussians under the mask
+    carry its label, Gaussians of the object's motion class born later inside the previous frame's object mask
+    (carried by the backward flow) take it too, and each frame's mask is where the labelled Gaussians make most of
+    the rendered opacity."""
     scene = _scene(ctx.run_dir)
     obj = None
     if "mask" in ctx.inputs:
         import cv2
+
+        from vision3d.flow.consistency import sample_at
 
         m = _read_mask(ctx.inputs["mask"])
         m = cv2.resize(m.astype(np.uint8), (scene.width, scene.height), interpolation=cv2.INTER_NEAREST) > 0
@@ -420,6 +425,9 @@ def stage_masks(ctx: StageContext) -> dict:
         inside = (uv[0, :, 0] >= 0) & (uv[0, :, 0] <= scene.width - 1) & (uv[0, :, 1] >= 0) & \
             (uv[0, :, 1] <= scene.height - 1) & front[0] & (scene.birth == 0)
         obj = inside & m[yi, xi] & (z <= d0[yi, xi] * 1.15 + 1e-6)   # in the mask and on its visible surface
+        # the object's motion class (moving or still, by most of its Gaussians): newborns of the other class
+        # inside its mask are its surroundings, which a flow-carried mask reaches as its edges drift
+        obj_moving = bool(scene.moving[obj].mean() > 0.5) if obj.any() else True
         (ctx.out / "object").mkdir()
     fr = []
     for t in range(scene.n_frames):
@@ -430,18 +438,21 @@ def stage_masks(ctx: StageContext) -> dict:
         _png_mask(ctx.out / f"{t:05d}.png", a > 0.5)
         fr.append(float((a > 0.5).mean()))
         if obj is not None:
-            share, alpha = _object_share(scene, obj, t)
-            if t > 0:  # Gaussians born now on the object's rendered surface join it (densification keeps the label)
-                new = np.nonzero((scene.birth == t) & scene.exists(t))[0]
+            new = np.nonzero((scene.birth == t) & scene.exists(t))[0] if t > 0 else np.zeros(0, int)
+            if len(new):
+                # Gaussians born now inside the object's previous mask, carried here by the backward flow, join
+                # it: densification refines the object's surface with newborns, which would otherwise hide it
+                bw = np.load(ctx.dep("flow") / f"bw_{t - 1:05d}.npy")
+                prior = sample_at(obj_mask[None].astype(np.float32), bw)[0] > 0.5
                 u = np.nan_to_num(uv[t, new], nan=-1.0)
                 xi = np.clip(np.round(u[:, 0]), 0, scene.width - 1).astype(int)
                 yi = np.clip(np.round(u[:, 1]), 0, scene.height - 1).astype(int)
                 on = front[t, new] & (u[:, 0] >= 0) & (u[:, 0] <= scene.width - 1) & (u[:, 1] >= 0) & \
-                    (u[:, 1] <= scene.height - 1) & (share[yi, xi] > 0.5) & (alpha[yi, xi] > 0.3)
-                if on.any():
-                    obj[new[on]] = True
-                    share, alpha = _object_share(scene, obj, t)
-            _png_mask(ctx.out / "object" / f"{t:05d}.png", (share > 0.5) & (alpha > 0.3))
+                    (u[:, 1] <= scene.height - 1) & prior[yi, xi] & (scene.moving[new] == obj_moving)
+                obj[new[on]] = True
+            share, alpha = _object_share(scene, obj, t)
+            obj_mask = (share > 0.5) & (alpha > 0.3)
+            _png_mask(ctx.out / "object" / f"{t:05d}.png", obj_mask)
         ctx.progress(t + 1, scene.n_frames)
     return {"moving_fraction": float(np.mean(fr)), "object": obj is not None}
 
@@ -545,7 +556,7 @@ def video2scene_stages(c: Video2SceneConfig) -> list[Stage]:
               outputs=["trajectory_tum.txt", "transforms.json", "colmap"]),
         Stage("tracks", stage_tracks, None, deps=["scene"], files=["query_points"] if c.outputs.query_points else [],
               outputs=["tracks.npz"]),
-        Stage("masks", stage_masks, None, deps=["scene"], files=["mask"] if c.outputs.mask else []),
+        Stage("masks", stage_masks, None, deps=["scene", "flow"], files=["mask"] if c.outputs.mask else []),
         Stage("renders", stage_renders, c.renders, deps=["scene", "masks"],
               outputs=["rerender.mp4", "novel_orbit.mp4", "depth.mp4", "metrics.json"]),
     ]

@@ -54,6 +54,9 @@ def test_video2scene_outputs_resume_tracks_masks(tmp_path):
     gt0 = cv2.resize(gt["moving"][0].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
     # the propagated mask lies on the object (a crude 48-px reconstruction: coverage is partial)
     assert (obj0 & gt0).sum() > 0.2 * gt0.sum() and (obj0 & gt0).sum() > 0.6 * obj0.sum()
+    objT = cv2.imread(str(run / "masks" / "object" / f"{T - 1:05d}.png"), cv2.IMREAD_GRAYSCALE) > 127
+    gtT = cv2.resize(gt["moving"][T - 1].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    assert (objT & gtT).sum() > 0.2 * gtT.sum() and (objT & gtT).sum() > 0.6 * objT.sum()   # still on it at the end
     for v in ("rerender.mp4", "novel_orbit.mp4", "depth.mp4", "masks.mp4"):
         assert (run / "renders" / v).stat().st_size > 0
     metrics = json.loads((run / "renders" / "metrics.json").read_text())

@@ -16,19 +16,22 @@ from vision3d.synth import SynthConfig, make_batch
 T = 5
 
 
-def _run(tmp_path=None, device="cpu", backend="torch", **over):
+def _run(tmp_path=None, device="cpu", backend="torch", broken_prior: int | None = None, frames: int = T, **over):
     torch.manual_seed(0)
-    b = make_batch(SynthConfig(width=96, height=72, n_frames=T, motion="small", texture_source="procedural",
+    b = make_batch(SynthConfig(width=96, height=72, n_frames=frames, motion="small", texture_source="procedural",
                                static_camera_prob=0.0, camera_translation_px=(2.0, 3.0), moving_fraction=1.0,
                                object_translation_px=(2.0, 4.0)), 1, 3, backward=True)
     imgs = b.images[0].transpose(0, 2, 3, 1)
     cfg = GFlowConfig.fast().replace(n_init=2000, backend=backend, **over).scaled(0.4)
     g = GFlow(cfg, b.K[0], 96, 72, "metric", device=device)
     rows, records = [], []
-    for t in range(T):
+    for t in range(frames):
         prev = {} if t == 0 else {"flow_in": b.flow[0, t - 1], "occluded_in": b.valid[0, t - 1] < 0.5,
                                   "new_content": b.valid_bw[0, t - 1] < 0.5}
-        rows.append(g.step(FrameInput(imgs[t], b.depth[0, t], b.moving[0, t], **prev)))
+        prior = b.depth[0, t].copy()
+        if t == broken_prior:           # a failed prior frame: a tenth of the true depth over most of the image
+            prior[:, : prior.shape[1] * 3 // 4] *= 0.1
+        rows.append(g.step(FrameInput(imgs[t], prior, b.moving[0, t], **prev)))
         records.append(g.frame_record())
     return b, g, rows, assemble(g.state(), records, b.K[0], 96, 72)
 
@@ -60,6 +63,22 @@ def test_gflow_tracks_camera_and_objects(tmp_path):
     assert np.allclose(back.gaussians_at(3).means, scene.gaussians_at(3).means)
     still, moving = back.split_at(2)
     assert len(still) + len(moving) == len(back.gaussians_at(2, born_by_t=False)) and len(moving) > 0
+
+
+@pytest.mark.parametrize("trust", [0.3, 0.0])
+def test_a_failed_prior_frame_does_not_throw_the_scene(trust):
+    """One frame's depth prior off by 10× over most of the image: with ``prior_trust`` the scene so far overrules
+    it, so the moving Gaussians keep their depth; without it (0) many are thrown towards the camera."""
+    b, g, rows, scene = _run(broken_prior=2, frames=3, prior_trust=trust)
+    mi = scene.moving_index
+    z = np.stack([scene.tracks3d()[t, mi] @ scene.world_to_cam[t][2, :3] + scene.world_to_cam[t][2, 3]
+                  for t in (1, 2)])
+    ok = np.isfinite(z).all(0)
+    thrown = float(np.mean(z[1, ok] < 0.5 * z[0, ok]))            # moving Gaussians that jumped to half their depth
+    if trust > 0:
+        assert thrown < 0.02 and rows[2]["psnr"] > 24, (thrown, [r["psnr"] for r in rows])
+    else:
+        assert thrown > 0.08, thrown
 
 
 def _rerender_psnr(scene: Scene4D, imgs: np.ndarray, t: int) -> float:

@@ -69,6 +69,23 @@ def test_align_to_render_recovers_scale_and_shift(kind):
     assert align_to_render(prior, kind, depth, np.zeros_like(depth)) is None
 
 
+@pytest.mark.parametrize("kind", ["relative", "inverse", "metric"])
+def test_prior_affine_fit_reports_agreement_and_initial_map(kind):
+    from vision3d.scene4d.prior import fit_prior_affine, initial_affine
+
+    rng = np.random.default_rng(1)
+    depth = rng.uniform(1, 5, (40, 50))
+    prior = 1 / depth if kind == "inverse" else 0.5 * depth + 0.2
+    a, b, corr = fit_prior_affine(prior, kind, depth, np.ones_like(depth))
+    assert corr > 0.99
+    assert fit_prior_affine(rng.permutation(prior.ravel()).reshape(prior.shape), kind, depth,
+                            np.ones_like(depth))[2] < 0.2          # a prior unrelated to the scene
+    a0, b0 = initial_affine(prior, kind)                          # what initial_depth did, as an affine map
+    z = initial_depth(prior, kind)
+    mapped = np.clip(a0 * prior + b0, 0.1, 1.0) if kind == "inverse" else a0 * prior + b0   # near/far 1/10
+    assert np.allclose(mapped, 1 / z if kind == "inverse" else z, rtol=1e-4)
+
+
 def test_so3_exp_matches_rodrigues_and_has_gradients_at_zero():
     w = np.array([0.3, -0.2, 0.5])
     R = so3_exp(torch.tensor(w, dtype=torch.float64)).numpy()

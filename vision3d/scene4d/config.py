@@ -29,6 +29,13 @@ class GFlowConfig:
     lr_end_factor: float = 0.1
     lr_color: float | None = 0.02       # None: lr_gauss (the paper's 4e-3 moves a colour or an opacity too slowly)
     lr_opacity: float | None = 0.1
+    lr_means: float | None = 1e-3       # Gaussian centres (None: lr_gauss); 4e-3 let moving ones drift ~6 px a frame
+    # the depth prior's scale and shift are re-fitted to the rendered scene each frame only where the prior
+    # correlates with that render at least this much; otherwise the last accepted fit stays (frame 0's at first):
+    # fitting a prior that does not follow the scene to a render that earlier fits shaped collapses its scale
+    prior_min_corr: float = 0.5
+    prior_trust: float = 0.3            # relative disagreement with the rendered still scene beyond which the
+                                        # prior is not used at a pixel (0: always used)
     lambda_photo: float = 1.0
     lambda_depth: float = 0.1
     lambda_flow: float = 0.01

@@ -26,7 +26,7 @@ from vision3d.render.ssim import SSIMTarget
 from vision3d.scene4d.config import GFlowConfig
 from vision3d.scene4d.init import bilinear, gaussians_from_pixels, sample_pixels, texture_probability
 from vision3d.scene4d.pose import apply_increment, predict_next
-from vision3d.scene4d.prior import align_to_render, initial_depth
+from vision3d.scene4d.prior import align_to_render, fit_prior_affine, initial_affine, initial_depth
 
 PARAMS = ("means", "quats", "log_scales", "opacity_logits", "colors")
 
@@ -66,6 +66,7 @@ class GFlow:
         self.poses: list[np.ndarray] = []
         self.t = -1
         self._prev_depth: np.ndarray | None = None      # rendered depth of the previous frame (0 where empty)
+        self._prior_affine: tuple[float, float] | None = None   # the depth prior's last accepted scale/shift
         self._prev_moving = np.zeros((self.H, self.W), bool)
         self._Kt = torch.as_tensor(self.K, dtype=torch.float32, device=self.device)
         self._record: dict[str, np.ndarray] | None = None
@@ -264,7 +265,7 @@ class GFlow:
         step = 0
         while step < iters:
             leaves = {k: v.detach().clone().requires_grad_(True) for k, v in self.p.items()}
-            lrs = {"colors": self.cfg.lr_color, "opacity_logits": self.cfg.lr_opacity}
+            lrs = {"colors": self.cfg.lr_color, "opacity_logits": self.cfg.lr_opacity, "means": self.cfg.lr_means}
             opt, sched = self._optimiser(iters, self.cfg.lr_gauss,
                                          [(v, self.cfg.lr_gauss if lrs.get(k) is None else lrs[k]) for k, v in leaves.items()], start=step)
             old = self.birth < self.t
@@ -385,17 +386,29 @@ class GFlow:
             return apply_increment(base, omega, v).cpu().double().numpy()
 
     def _aligned_depth(self, frame: FrameInput, pose: np.ndarray) -> np.ndarray:
-        """The depth prior of this frame, scaled and shifted to the render of the still Gaussians."""
+        """The depth prior of this frame, scaled and shifted to the render of the still Gaussians — where the two
+        correlate (``prior_min_corr``); otherwise with the last scale and shift that passed (frame 0's at first). Where it disagrees by more than ``prior_trust`` with the render of the scene so far
+        (moving Gaussians where they were), the render wins: a failed prior frame must not throw surfaces —
+        and the moving Gaussians re-unprojected with it — to the wrong depth."""
         with torch.no_grad():
             still = torch.nonzero(~self.moving).reshape(-1)
             out = self.render(pose, still)
         rd, ra = out.depth[0].cpu().numpy(), out.alpha[0].cpu().numpy()
         w = ((ra > 0.9) & ~frame.moving).astype(np.float64)
-        d = align_to_render(frame.prior, self.kind, rd, w)
+        fit = fit_prior_affine(frame.prior, self.kind, rd, w)
+        if fit is not None and fit[2] >= self.cfg.prior_min_corr:
+            self._prior_affine = fit[:2]
+        d = align_to_render(frame.prior, self.kind, rd, w, affine=self._prior_affine)
         if d is None:    # no overlap (a cut): keep the prior's shape at the scale of the previous frame's depth
             ref = float(np.median(self._prev_depth[self._prev_depth > 0])) if self._prev_depth is not None else 1.0
             d = initial_depth(frame.prior, self.kind)
-            d = d * ref / max(float(np.median(d)), 1e-6)
+            return d * ref / max(float(np.median(d)), 1e-6)
+        if self.cfg.prior_trust > 0:    # the scene so far (moving Gaussians where they were) as the reference
+            with torch.no_grad():
+                full = self.render(pose)
+            fd, fa = full.depth[0].cpu().numpy(), full.alpha[0].cpu().numpy()
+            bad = (fa > 0.9) & (np.abs(d - fd) > self.cfg.prior_trust * fd)
+            d = np.where(bad, fd, d).astype(np.float32)
         return d
 
     def step(self, frame: FrameInput) -> dict:
@@ -410,6 +423,7 @@ class GFlow:
         if self.t == 0:
             pose = np.eye(4) if frame.pose is None else np.asarray(frame.pose, np.float64)
             depth = initial_depth(frame.prior, self.kind)
+            self._prior_affine = initial_affine(frame.prior, self.kind)
             prob = texture_probability(image)
             self._spawn(image, depth, pose, prob, cfg.n_init, frame.moving)
             self.poses.append(pose)
@@ -513,6 +527,7 @@ class GFlow:
         s.update(poses=np.stack(self.poses), t=np.array(self.t), next_id=np.array(self.next_id),
                  prev_depth=self._prev_depth if self._prev_depth is not None else np.zeros((0,)),
                  prev_moving=self._prev_moving,
+                 prior_affine=np.asarray(self._prior_affine if self._prior_affine is not None else (), np.float64),
                  rng=np.frombuffer(repr(self.rng.bit_generator.state).encode(), np.uint8))
         return s
 
@@ -533,4 +548,6 @@ class GFlow:
         self.t, self.next_id = int(s["t"]), int(s["next_id"])
         self._prev_depth = np.asarray(s["prev_depth"]) if np.asarray(s["prev_depth"]).size else None
         self._prev_moving = np.asarray(s["prev_moving"], bool)
+        pa = np.asarray(s["prior_affine"]) if "prior_affine" in s else np.zeros(0)
+        self._prior_affine = (float(pa[0]), float(pa[1])) if pa.size == 2 else None
         self.rng.bit_generator.state = ast.literal_eval(bytes(np.asarray(s["rng"])).decode())

@@ -10,10 +10,11 @@ from vision3d.errors import InputError
 KINDS = ("metric", "relative", "inverse")
 
 
-def initial_depth(prior: np.ndarray, kind: str, near_far: tuple[float, float] = (1.0, 10.0)) -> np.ndarray:
-    """Depth for the first frame, before any scene exists to align with: metric/relative depth as given
-    (metric depth as it is; relative depth shifted to stay positive and rescaled to median 1), affine-invariant inverse depth mapped so its 2nd–98th
-    percentiles span ``1/far .. 1/near`` (the world's scale is arbitrary; only shape matters)."""
+def initial_affine(prior: np.ndarray, kind: str, near_far: tuple[float, float] = (1.0, 10.0)) -> tuple[float, float]:
+    """The affine map ``a·prior + b`` (in inverse depth for inverse priors) that gives the first frame's depth
+    before any scene exists to align with: metric depth as it is; relative depth shifted to stay positive and
+    rescaled to median 1; affine-invariant inverse depth mapped so its 2nd–98th percentiles span
+    ``1/far .. 1/near`` (the world's scale is arbitrary; only shape matters). A flat prior gives ``a = 0``."""
     if kind not in KINDS:
         raise InputError(f"unknown depth kind {kind!r}", fix=f"use one of {', '.join(KINDS)}")
     p = np.asarray(prior, np.float64)
@@ -24,36 +25,62 @@ def initial_depth(prior: np.ndarray, kind: str, near_far: tuple[float, float] = 
     lo, hi = np.percentile(p[ok], [2, 98])
     near, far = near_far
     if not hi - lo > 1e-6 * max(abs(hi), abs(lo), 1e-12):   # a flat (failed) prior: a fronto-parallel plane
-        return np.full(p.shape, 1.0 if kind != "metric" else float(np.median(p[ok])) or 1.0, np.float32)
+        return 0.0, (1.0 if kind != "metric" else float(np.median(p[ok])) or 1.0)
     if kind == "inverse":
-        t = np.clip((np.where(ok, p, lo) - lo) / max(hi - lo, 1e-8), 0, 1)
-        inv = 1 / far + t * (1 / near - 1 / far)
-        return (1 / inv).astype(np.float32)
-    d = np.where(ok, p, np.median(p[ok]))
-    if kind == "relative":                       # affine-invariant depth: shift so the near end is positive
-        d = d - lo + (hi - lo) * near / max(far - near, 1e-8)
-        d = d / max(float(np.median(d)), 1e-8)
-    return np.clip(d, 1e-3, None).astype(np.float32)
+        a = (1 / near - 1 / far) / (hi - lo)
+        return a, 1 / far - a * lo
+    if kind == "relative":
+        shift = -lo + (hi - lo) * near / max(far - near, 1e-8)
+        med = max(float(np.median(p[ok])) + shift, 1e-8)
+        return 1.0 / med, shift / med
+    return 1.0, 0.0
+
+
+def initial_depth(prior: np.ndarray, kind: str, near_far: tuple[float, float] = (1.0, 10.0)) -> np.ndarray:
+    """Depth for the first frame: ``initial_affine``'s map applied (inverse depth clipped to ``1/far .. 1/near``,
+    holes filled with the typical value)."""
+    a, b = initial_affine(prior, kind, near_far)
+    p = np.asarray(prior, np.float64)
+    ok = np.isfinite(p)
+    x = np.where(ok, p, np.median(p[ok]))
+    if kind == "inverse":
+        near, far = near_far
+        return (1 / np.clip(a * x + b, 1 / far, 1 / near)).astype(np.float32)
+    return np.clip(a * x + b, 1e-3, None).astype(np.float32)
 
 
 def align_to_render(prior: np.ndarray, kind: str, rendered: np.ndarray, weight: np.ndarray,
-                    min_pixels: int = 50) -> np.ndarray | None:
+                    min_pixels: int = 50, affine: tuple[float, float] | None = None) -> np.ndarray | None:
     """Scale and shift ``prior`` to match ``rendered`` depth on pixels with ``weight`` > 0 (robust least squares,
-    in inverse depth for inverse priors); returns positive z-depth, or None with too little overlap."""
+    in inverse depth for inverse priors); returns positive z-depth, or None with too little overlap. ``affine``
+    ``(a, b)`` skips the fit (see ``fit_prior_affine``)."""
     m = (weight > 0) & np.isfinite(prior) & np.isfinite(rendered) & (rendered > 1e-6)
     if m.sum() < min_pixels:
         return None
     x = prior[m].astype(np.float64)
     y = (1.0 / rendered[m] if kind == "inverse" else rendered[m]).astype(np.float64)
-    w = weight[m].astype(np.float64)
-    a, b = _robust_affine(x, y, w)
+    a, b = affine if affine is not None else _robust_affine(x, y, weight[m].astype(np.float64))
     filled = np.where(np.isfinite(prior), prior, np.median(x)).astype(np.float64)   # holes: the typical value
     out = a * filled + b
-    if kind == "inverse":
-        floor = max(float(np.percentile(y, 1)) * 0.2, 1e-6)
-        return (1.0 / np.maximum(out, floor)).astype(np.float32)
     floor = max(float(np.percentile(y, 1)) * 0.2, 1e-6)
+    if kind == "inverse":
+        return (1.0 / np.maximum(out, floor)).astype(np.float32)
     return np.maximum(out, floor).astype(np.float32)
+
+
+def fit_prior_affine(prior: np.ndarray, kind: str, rendered: np.ndarray, weight: np.ndarray,
+                     min_pixels: int = 50) -> tuple[float, float, float] | None:
+    """The ``(a, b)`` that ``align_to_render`` would apply and the correlation of prior and render on the pixels
+    used (in inverse depth for inverse priors): a prior whose shape does not follow the scene has a low one. None
+    with too little overlap."""
+    m = (weight > 0) & np.isfinite(prior) & np.isfinite(rendered) & (rendered > 1e-6)
+    if m.sum() < min_pixels:
+        return None
+    x = prior[m].astype(np.float64)
+    y = (1.0 / rendered[m] if kind == "inverse" else rendered[m]).astype(np.float64)
+    a, b = _robust_affine(x, y, weight[m].astype(np.float64))
+    corr = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else 0.0
+    return a, b, corr
 
 
 def _robust_affine(x: np.ndarray, y: np.ndarray, w: np.ndarray, trials: int = 200) -> tuple[float, float]:
