@@ -33,7 +33,9 @@ def mesh_file(tmp_path_factory):
     import trimesh
 
     out = tmp_path_factory.mktemp("mesh") / "box.glb"
-    trimesh.creation.box(extents=(1, 0.6, 0.4)).export(out)
+    box = trimesh.creation.box(extents=(1, 0.6, 0.4))
+    box.visual.face_colors = [70, 110, 200, 255]     # untextured meshes render near-white on viser's white background
+    box.export(out)
     return out
 
 
