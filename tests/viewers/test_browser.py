@@ -85,7 +85,7 @@ def test_static_export_plays_without_python(browser, small_run, tmp_path):
     try:
         time.sleep(1.0)
         pg = Page(browser, f"http://127.0.0.1:{port}/open.html", ART)
-        first = pg.shot("export_start", 6000)
+        first = pg.shot("export_start", 12000)   # the client loads the whole recording first
         assert drawn_fraction(first) > 0.05, drawn_fraction(first)
         bar = pg.page.locator(".mantine-Slider-root").last        # the playback timeline at the bottom
         bar.locator("xpath=..").locator("button").first.click()   # pause (the recording loops while playing)
