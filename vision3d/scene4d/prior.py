@@ -49,17 +49,26 @@ def initial_depth(prior: np.ndarray, kind: str, near_far: tuple[float, float] = 
     return np.clip(a * x + b, 1e-3, None).astype(np.float32)
 
 
+def _overlap(prior, kind, rendered, weight, min_pixels):
+    """Prior values, render values (inverse depth for inverse priors) and weights on the pixels both cover, or
+    None with fewer than ``min_pixels``."""
+    m = (weight > 0) & np.isfinite(prior) & np.isfinite(rendered) & (rendered > 1e-6)
+    if m.sum() < min_pixels:
+        return None
+    y = 1.0 / rendered[m] if kind == "inverse" else rendered[m]
+    return prior[m].astype(np.float64), y.astype(np.float64), weight[m].astype(np.float64)
+
+
 def align_to_render(prior: np.ndarray, kind: str, rendered: np.ndarray, weight: np.ndarray,
                     min_pixels: int = 50, affine: tuple[float, float] | None = None) -> np.ndarray | None:
     """Scale and shift ``prior`` to match ``rendered`` depth on pixels with ``weight`` > 0 (robust least squares,
     in inverse depth for inverse priors); returns positive z-depth, or None with too little overlap. ``affine``
     ``(a, b)`` skips the fit (see ``fit_prior_affine``)."""
-    m = (weight > 0) & np.isfinite(prior) & np.isfinite(rendered) & (rendered > 1e-6)
-    if m.sum() < min_pixels:
+    ov = _overlap(prior, kind, rendered, weight, min_pixels)
+    if ov is None:
         return None
-    x = prior[m].astype(np.float64)
-    y = (1.0 / rendered[m] if kind == "inverse" else rendered[m]).astype(np.float64)
-    a, b = affine if affine is not None else _robust_affine(x, y, weight[m].astype(np.float64))
+    x, y, w = ov
+    a, b = affine if affine is not None else _robust_affine(x, y, w)
     filled = np.where(np.isfinite(prior), prior, np.median(x)).astype(np.float64)   # holes: the typical value
     out = a * filled + b
     floor = max(float(np.percentile(y, 1)) * 0.2, 1e-6)
@@ -73,12 +82,11 @@ def fit_prior_affine(prior: np.ndarray, kind: str, rendered: np.ndarray, weight:
     """The ``(a, b)`` that ``align_to_render`` would apply and the correlation of prior and render on the pixels
     used (in inverse depth for inverse priors): a prior whose shape does not follow the scene has a low one. None
     with too little overlap."""
-    m = (weight > 0) & np.isfinite(prior) & np.isfinite(rendered) & (rendered > 1e-6)
-    if m.sum() < min_pixels:
+    ov = _overlap(prior, kind, rendered, weight, min_pixels)
+    if ov is None:
         return None
-    x = prior[m].astype(np.float64)
-    y = (1.0 / rendered[m] if kind == "inverse" else rendered[m]).astype(np.float64)
-    a, b = _robust_affine(x, y, weight[m].astype(np.float64))
+    x, y, w = ov
+    a, b = _robust_affine(x, y, w)
     corr = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else 0.0
     return a, b, corr
 
