@@ -206,25 +206,31 @@ def stage_depth(ctx: StageContext) -> dict:
 
 
 def stage_split(ctx: StageContext) -> dict:
-    """Moving masks per frame from the epipolar error of the forward flow (the last frame: its backward flow)."""
+    """Moving masks per frame from the epipolar error of the forward flow (the last frame: its backward flow);
+    frames in parallel threads (the robust fits run in OpenCV, which releases the GIL), written in order."""
     import cv2
 
+    from vision3d.core.parallel import ordered_map
     from vision3d.scene4d.split import moving_mask
 
     flow_dir = ctx.dep("flow")
     frames = _frame_paths(ctx.run_dir)
-    fracs, models = [], []
-    for t in range(len(frames)):
-        k = min(t, len(frames) - 2)
-        flow = np.load(flow_dir / f"{'fw' if t < len(frames) - 1 else 'bw'}_{k:05d}.npy").astype(np.float32)
+    n = len(frames)
+
+    def one(t: int):
+        k = min(t, n - 2)
+        flow = np.load(flow_dir / f"{'fw' if t < n - 1 else 'bw'}_{k:05d}.npy").astype(np.float32)
         occ = None
-        if t < len(frames) - 1:
+        if t < n - 1:
             occ = cv2.imread(str(flow_dir / f"occ_{k:05d}.png"), cv2.IMREAD_GRAYSCALE) > 127
-        r = moving_mask(flow, occ, threshold_px=ctx.config.threshold_px * min(flow.shape[1:]) / 160)
+        return moving_mask(flow, occ, threshold_px=ctx.config.threshold_px * min(flow.shape[1:]) / 160)
+
+    fracs, models = [], []
+    for t, r in enumerate(ordered_map(one, range(n))):
         _png_mask(ctx.out / f"{t:05d}.png", r.moving)
         fracs.append(float(r.moving.mean()))
         models.append(r.model)
-        ctx.progress(t + 1, len(frames))
+        ctx.progress(t + 1, n)
     return {"moving_fraction": float(np.mean(fracs)), "models": {m: models.count(m) for m in set(models)}}
 
 
@@ -430,6 +436,7 @@ def stage_masks(ctx: StageContext) -> dict:
         obj_moving = bool(scene.moving[obj].mean() > 0.5) if obj.any() else True
         (ctx.out / "object").mkdir()
     fr = []
+    obj_mask = None        # the object's mask in the previous frame
     for t in range(scene.n_frames):
         _, moving = scene.split_at(t)
         V = scene.world_to_cam[t]

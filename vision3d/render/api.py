@@ -52,8 +52,9 @@ def _as_tensor(v, device, dtype=torch.float32) -> torch.Tensor:
     return v.to(device) if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=dtype, device=device)
 
 
-def activated(gaussians: Gaussians | dict, device=None) -> dict:
-    """Raw parameters → gsplat's activated inputs: means, quats, scales, opacities, colors | sh."""
+def activated(gaussians: Gaussians | dict, device=None, validate: bool = True) -> dict:
+    """Raw parameters → gsplat's activated inputs: means, quats, scales, opacities, colors | sh. ``validate``
+    also rejects NaN/inf values (a host synchronisation per tensor on a GPU)."""
     if isinstance(gaussians, Gaussians):
         gaussians = gaussians.to_torch(device)
     need = ("means", "quats", "log_scales", "opacity_logits")
@@ -82,7 +83,7 @@ def activated(gaussians: Gaussians | dict, device=None) -> dict:
         out["sh"] = _as_tensor(sh, device)
         if out["sh"].ndim != 3 or out["sh"].shape[0] != n or out["sh"].shape[2] != 3:
             raise InputError(f"Gaussian sh has shape {tuple(out['sh'].shape)}, expected ({n}, K, 3)")
-    for k in ("means", "quats", "scales", "opacities", "colors", "sh"):
+    for k in ("means", "quats", "scales", "opacities", "colors", "sh") if validate else ():
         v = out[k]
         if v is not None and n and not bool(torch.isfinite(v.detach()).all()):
             bad = int((~torch.isfinite(v.detach().reshape(n, -1))).any(1).sum())
@@ -91,8 +92,10 @@ def activated(gaussians: Gaussians | dict, device=None) -> dict:
     return out
 
 
-def camera_tensors(cameras, device) -> tuple[torch.Tensor, torch.Tensor, int | None, int | None]:
-    """``Cameras`` or ``(viewmats, Ks)`` → float tensors ``(C,4,4)``, ``(C,3,3)`` and the cameras' size."""
+def camera_tensors(cameras, device,
+                   validate: bool = True) -> tuple[torch.Tensor, torch.Tensor, int | None, int | None]:
+    """``Cameras`` or ``(viewmats, Ks)`` → float tensors ``(C,4,4)``, ``(C,3,3)`` and the cameras' size;
+    ``validate`` checks the values (finite, positive focal), the shapes are always checked."""
     if isinstance(cameras, Cameras):
         K, V = cameras.to_torch(device)
         return V, K, cameras.width, cameras.height
@@ -108,6 +111,8 @@ def camera_tensors(cameras, device) -> tuple[torch.Tensor, torch.Tensor, int | N
     if V.shape[1:] != (4, 4) or K.shape != (len(V), 3, 3):
         raise InputError(f"camera tensors have shapes viewmats {tuple(V.shape)}, Ks {tuple(K.shape)}; "
                          "expected (C,4,4) and (C,3,3)")
+    if not validate:
+        return V, K, None, None
     if not (bool(torch.isfinite(V.detach()).all()) and bool(torch.isfinite(K.detach()).all())):
         raise InputError("camera matrices contain NaN or inf")
     if bool((K[:, 0, 0] <= 0).any()) or bool((K[:, 1, 1] <= 0).any()):
@@ -143,13 +148,15 @@ def rasterize(gaussians: Gaussians | dict, cameras, width: int | None = None, he
               backend: str = "auto", mode: str = "rgb", background=None, features: torch.Tensor | None = None,
               flow_means: torch.Tensor | None = None, flow_viewmats: torch.Tensor | None = None,
               sh_degree: int | None = None, near: float = 0.01, far: float = 1e10, eps2d: float = 0.3,
-              retain_screen_grad: bool = False, max_pairs: int = 4_000_000) -> RenderOutput:
+              retain_screen_grad: bool = False, max_pairs: int = 4_000_000, validate: bool = True) -> RenderOutput:
     """Render Gaussians into one or more cameras.
 
     ``mode``: ``rgb`` (colour, depth, alpha) or ``depth`` (depth and alpha only). ``background``: ``(3,)`` or
     ``(C,3)``. ``features``: ``(N,D)`` extra channels. ``flow_means``/``flow_viewmats``: a second state of
     the Gaussians and/or cameras; the output ``flow`` composites each Gaussian's 2D displacement from this
-    state to that one. ``retain_screen_grad`` keeps d(loss)/d(2D means) for densification.
+    state to that one. ``retain_screen_grad`` keeps d(loss)/d(2D means) for densification. ``validate=False``
+    skips the NaN/inf checks of the values (shapes are still checked): each costs a host synchronisation on a GPU,
+    so fitting loops check their parameters once in a while instead of on every render.
     """
     if mode not in MODES:
         raise InputError(f"unknown render mode {mode!r}", fix=f"use one of {', '.join(MODES)}")
@@ -158,8 +165,8 @@ def rasterize(gaussians: Gaussians | dict, cameras, width: int | None = None, he
     if device is None:
         device = cameras[0].device if isinstance(cameras, tuple) and isinstance(cameras[0], torch.Tensor) \
             else torch.device("cpu")
-    g = activated(gaussians, device)
-    V, K, cw, ch = camera_tensors(cameras, device)
+    g = activated(gaussians, device, validate)
+    V, K, cw, ch = camera_tensors(cameras, device, validate)
     width, height = int(width or cw or 0), int(height or ch or 0)
     if width <= 0 or height <= 0:
         raise InputError(f"render size {width}x{height} must be positive")

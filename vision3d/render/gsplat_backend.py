@@ -27,6 +27,12 @@ def gsplat_available(device: torch.device) -> tuple[bool, str]:
     """Whether gsplat can render on ``device``, and why not."""
     if device.type != "cuda":
         return False, f"gsplat needs a CUDA device (got {device.type})"
+    return _gsplat_loads()
+
+
+@functools.cache
+def _gsplat_loads() -> tuple[bool, str]:
+    """Asked once per process: a fitting loop renders thousands of times."""
     if importlib.util.find_spec("gsplat") is None:
         return False, "gsplat is not installed (pip install 'vision3d[cuda]')"
     try:

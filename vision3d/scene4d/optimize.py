@@ -167,8 +167,19 @@ class GFlow:
         p = params or self.p
         g = {k: (v if index is None else v[index]) for k, v in p.items()}
         V = pose if isinstance(pose, torch.Tensor) else torch.as_tensor(pose, dtype=torch.float32, device=self.device)
+        # values are checked once per frame (``_check_finite``): a check per render syncs a GPU every iteration
         return rasterize(g, (V[None], self._Kt[None]), self.W, self.H, backend=self.cfg.backend,
-                         background=torch.zeros(3, device=self.device))
+                         background=torch.zeros(3, device=self.device), validate=False)
+
+    def _check_finite(self) -> None:
+        """One host synchronisation per frame instead of one per render and tensor."""
+        if not self.n:
+            return
+        bad = torch.stack([~torch.isfinite(v.detach().reshape(self.n, -1)).all(1) for v in self.p.values()]).any(0)
+        n_bad = int(bad.sum())
+        if n_bad:
+            raise InputError(f"{n_bad} Gaussians became NaN or inf at frame {self.t}",
+                             fix="check the depth prior (v3d depth) or try --depth futuredepth; report it with --debug")
 
     def _project(self, means: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cam = means @ V[:3, :3].T + V[:3, 3]
@@ -448,6 +459,7 @@ class GFlow:
             self.poses.append(pose)
             info = self._gaussian_step(image, pose, cfg.gauss_iters, depth, frame.moving, cfg.densify_steps,
                                        flow_info)
+        self._check_finite()
         with torch.no_grad():
             self._bound_sizes(pose)
             # near-transparent Gaussians leave; those that earlier frames saw go to the archive, not away
