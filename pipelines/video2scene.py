@@ -271,12 +271,21 @@ def stage_scene(ctx: StageContext) -> dict:
     K, k_source = _intrinsics(c, w, h, run)
     torch.manual_seed(c.seed)
     solver = GFlow(cfg, K, w, h, kind, device=c.device, seed=c.seed)
-    state_path, rec_dir = ctx.scratch / "state.npz", ctx.scratch / "records"
+    # per frame: the frame's record, the Gaussians retired with it (``retired/``) and the active state — written
+    # in that order, so a state never refers to files that are missing; each checkpoint writes only what is new
+    state_path, rec_dir, ret_dir = ctx.scratch / "state.npz", ctx.scratch / "records", ctx.scratch / "retired"
     rec_dir.mkdir(parents=True, exist_ok=True)
+    ret_dir.mkdir(parents=True, exist_ok=True)
     start = 0
     if state_path.exists():
         with np.load(state_path) as s:
-            solver.load_state(s)
+            t_done = int(s["t"])
+            chunks = []
+            for p in sorted(ret_dir.glob("*.npz")):
+                if int(p.stem) <= t_done:
+                    with np.load(p) as z:
+                        chunks.append({k: z[k] for k in z.files})
+            solver.load_state(s, chunks)
         start = solver.t + 1
         ctx.log(f"resuming at frame {start}")
     rows = json.loads((ctx.scratch / "rows.json").read_text()) if (ctx.scratch / "rows.json").exists() else []
@@ -293,11 +302,14 @@ def stage_scene(ctx: StageContext) -> dict:
         frame = FrameInput(_read_frame(frames[t]), np.load(run / "depth" / f"{t:05d}.npy").astype(np.float32),
                            _read_mask(run / "split" / f"{t:05d}.png"), fin, occ, new)
         r = solver.step(frame)
-        st = solver.state()
         with atomic_path(rec_dir / f"{t:05d}.npz") as tmp, open(tmp, "wb") as f:
             np.savez(f, **solver.frame_record())
+        retired = solver.take_archived()
+        if retired:
+            with atomic_path(ret_dir / f"{t:05d}.npz") as tmp, open(tmp, "wb") as f:
+                np.savez(f, **retired)
         with atomic_path(state_path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **st)
+            np.savez(f, **solver.state(archive=False))
         rows.append({k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in r.items()})
         (ctx.scratch / "rows.json").write_text(json.dumps(rows))
         ctx.progress(t + 1, len(frames), f"{r['n']} Gaussians ({r['n_moving']} moving), PSNR {r['psnr']:.2f}")

@@ -133,9 +133,9 @@ def load_scene4d_run(run: Path, max_gaussians: int, max_tracks: int = 400, seed:
     # tracks: a fixed random subset of moving Gaussians, so a track keeps its identity over the timeline
     mi = scene.moving_index
     pick = np.sort(rng.choice(len(mi), min(max_tracks, len(mi)), replace=False)) if len(mi) else np.zeros(0, int)
-    t3 = scene.tracks3d()[:, mi[pick]] if len(pick) else np.zeros((T, 0, 3), np.float32)
-    uv, front = scene.tracks2d()
-    t2 = np.where(front[:, mi[pick], None], uv[:, mi[pick]], np.nan) if len(pick) else np.zeros((T, 0, 2), np.float32)
+    t3 = scene.tracks3d(mi[pick]) if len(pick) else np.zeros((T, 0, 3), np.float32)
+    uv, front = scene.tracks2d(mi[pick])
+    t2 = np.where(front[..., None], uv, np.nan) if len(pick) else np.zeros((T, 0, 2), np.float32)
     colors = (np.clip(scene.params["colors"][mi[pick]], 0, 1) * 255).astype(np.uint8) if len(pick) else \
         np.zeros((0, 3), np.uint8)
     masks = sorted((run / "masks").glob("*.png"))

@@ -102,14 +102,15 @@ def test_rerender_reproduces_each_frame_as_it_was_fitted(tmp_path, preset):
     assert len(g.archive.get("ids", [])) > 0                  # some Gaussians did retire
     back = Scene4D.load(scene.save(tmp_path / "scene4d.npz"))
     S = int((~back.moving).sum())
-    assert back.still_opacity.shape == (T, S)
+    assert back.still_appearance(0, "opacity_logits").shape == (S,)
     if preset == "fast":
-        assert back.still_colors.shape == (T, S, 3)
-        both = np.isfinite(back.still_colors[0]).all(1) & np.isfinite(back.still_colors[-1]).all(1)
+        c0, c1 = back.still_appearance(0, "colors"), back.still_appearance(T - 1, "colors")
+        assert c0.shape == (S, 3)
+        both = np.isfinite(c0).all(1) & np.isfinite(c1).all(1)
         assert both.sum() > 100
-        assert np.abs(back.still_colors[0][both] - back.still_colors[-1][both]).max() > 0.01  # they really change
+        assert np.abs(c0[both] - c1[both]).max() > 0.01  # they really change
     else:
-        assert back.still_colors is None
+        assert back.still_appearance(0, "colors") is None
     imgs = b.images[0].transpose(0, 2, 3, 1)
     for t in range(T):
         assert abs(_rerender_psnr(back, imgs, t) - rows[t]["psnr"]) < 0.02, (t, rows[t]["psnr"])
@@ -177,3 +178,20 @@ def test_gflow_on_cuda_with_gsplat():
     est = trajectory_errors(np.linalg.inv(scene.world_to_cam), gt_c2w)
     path = np.linalg.norm(np.diff(gt_c2w[:, :3, 3], axis=0), axis=1).sum()
     assert est["ate"] < 0.3 * path, (est, path)
+
+
+def test_frame_rows_round_trip_dense_arrays():
+    """Per-frame values stored without padding give back the (T, n, …) arrays with NaN where absent."""
+    from vision3d.scene4d.scene import FrameRows
+
+    rng = np.random.default_rng(0)
+    T, n = 4, 50
+    means = rng.normal(size=(T, n, 3)).astype(np.float32)
+    colors = rng.uniform(size=(T, n, 3)).astype(np.float32)
+    absent = rng.uniform(size=(T, n)) < 0.4
+    means[absent], colors[absent] = np.nan, np.nan
+    fr = FrameRows.from_dense({"means": means, "colors": colors})
+    assert len(fr.rows) == int((~absent).sum())                     # only present entries are stored
+    for t in range(T):
+        np.testing.assert_array_equal(fr.dense(t, "means", n), means[t])
+        np.testing.assert_array_equal(fr.dense(t, "colors", n), colors[t])

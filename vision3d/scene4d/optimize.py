@@ -61,7 +61,10 @@ class GFlow:
         self.birth = torch.zeros(0, dtype=torch.long, device=self.device)
         self.ids = torch.zeros(0, dtype=torch.long, device=self.device)
         self.unseen = torch.zeros(0, dtype=torch.long, device=self.device)  # frames in a row outside the view
-        self.archive: dict[str, np.ndarray] = {}  # retired Gaussians (left the view): kept for the scene file
+        # retired Gaussians (left the view, or pruned after earlier frames saw them): kept for the scene file, in
+        # chunks (one per retirement) so that a checkpoint writes only what is new
+        self._chunks: list[dict[str, np.ndarray]] = []
+        self._chunks_taken = 0
         self.next_id = 0
         self.poses: list[np.ndarray] = []
         self.t = -1
@@ -136,10 +139,20 @@ class GFlow:
         if n:
             out = self._arrays(gone)
             out["death"] = np.full(n, death, np.int64)
-            self.archive = out if not self.archive else {k: np.concatenate([self.archive[k], out[k]])
-                                                          for k in out}
+            self._chunks.append(out)
             self._keep(~gone)
         return n
+
+    @property
+    def archive(self) -> dict[str, np.ndarray]:
+        """Every retired Gaussian (parameters, bookkeeping, ``death``), or {} when none."""
+        return _concat(self._chunks)
+
+    def take_archived(self) -> dict[str, np.ndarray]:
+        """The Gaussians retired since the last call ({} when none): what a checkpoint has not written yet."""
+        new = _concat(self._chunks[self._chunks_taken:])
+        self._chunks_taken = len(self._chunks)
+        return new
 
     def _arrays(self, mask: torch.Tensor | None = None) -> dict[str, np.ndarray]:
         """Active Gaussians' parameters and bookkeeping as numpy arrays (all, or those in ``mask``)."""
@@ -529,13 +542,15 @@ class GFlow:
         return rec
 
     # ----------------------------------------------------------------------------------------------- resume
-    def state(self) -> dict[str, np.ndarray]:
-        """Everything to resume, and the final scene: active Gaussians first (``death`` −1), then retired ones."""
+    def state(self, archive: bool = True) -> dict[str, np.ndarray]:
+        """Everything to resume, and the final scene: active Gaussians first (``death`` −1), then retired ones
+        (``archive=False``: active ones only, for checkpoints that keep the retired ones via ``take_archived``)."""
         s = self._arrays()
         s["death"] = np.full(len(s["ids"]), -1, np.int64)
         s["unseen"] = self.unseen.cpu().numpy()
-        if self.archive:
-            s = {k: np.concatenate([s[k], self.archive[k]]) for k in self.archive} | {"unseen": s["unseen"]}
+        arch = self.archive if archive else {}
+        if arch:
+            s = {k: np.concatenate([s[k], arch[k]]) for k in arch} | {"unseen": s["unseen"]}
         s.update(poses=np.stack(self.poses), t=np.array(self.t), next_id=np.array(self.next_id),
                  prev_depth=self._prev_depth if self._prev_depth is not None else np.zeros((0,)),
                  prev_moving=self._prev_moving,
@@ -543,13 +558,17 @@ class GFlow:
                  rng=np.frombuffer(repr(self.rng.bit_generator.state).encode(), np.uint8))
         return s
 
-    def load_state(self, s) -> None:
+    def load_state(self, s, archived: list[dict] | None = None) -> None:
+        """Resume from ``state()``; ``archived``: the chunks ``take_archived`` gave, when the state was saved
+        without its retired Gaussians."""
         import ast
 
         death = np.asarray(s["death"]) if "death" in s else np.full(len(s["ids"]), -1)
         act, arch = death < 0, death >= 0
         keys = (*PARAMS, "moving", "birth", "ids")
-        self.archive = {k: np.asarray(s[k])[arch] for k in keys} | {"death": death[arch]} if arch.any() else {}
+        self._chunks = [{k: np.asarray(s[k])[arch] for k in keys} | {"death": death[arch]}] if arch.any() else []
+        self._chunks += [dict(c) for c in archived or [] if len(c.get("ids", ()))]
+        self._chunks_taken = len(self._chunks)
         self.p = {k: torch.as_tensor(np.asarray(s[k])[act], device=self.device) for k in PARAMS}
         self.moving = torch.as_tensor(np.asarray(s["moving"])[act], device=self.device).bool()
         self.birth = torch.as_tensor(np.asarray(s["birth"])[act], device=self.device).long()
@@ -563,3 +582,7 @@ class GFlow:
         pa = np.asarray(s["prior_affine"]) if "prior_affine" in s else np.zeros(0)
         self._prior_affine = (float(pa[0]), float(pa[1])) if pa.size == 2 else None
         self.rng.bit_generator.state = ast.literal_eval(bytes(np.asarray(s["rng"])).decode())
+
+
+def _concat(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
