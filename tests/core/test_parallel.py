@@ -129,3 +129,44 @@ def test_generator_input_is_consumed_lazily(workers, ahead):
     assert len(pulled) <= limit + 1, len(pulled)
     it.close()                         # stopping early shuts the pool down without pulling the rest
     assert len(pulled) < 100
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+_OFFSET = 0
+
+
+def _set_offset(v: int) -> None:
+    global _OFFSET
+    _OFFSET = v
+
+
+def _shifted(x: int) -> int:
+    return x + _OFFSET
+
+
+def test_processes_keep_order_and_run_the_initializer():
+    from vision3d.core.parallel import spawn_safe
+
+    assert spawn_safe()                       # pytest's entry point guards itself
+    assert list(ordered_map(_square, range(7), workers=2, processes=True)) == [x * x for x in range(7)]
+    out = list(ordered_map(_shifted, range(5), workers=2, processes=True, initializer=_set_offset, initargs=(100,)))
+    assert out == [100, 101, 102, 103, 104]
+
+
+def test_spawn_safe_reads_the_main_script(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from vision3d.core.parallel import spawn_safe
+
+    guarded, bare = tmp_path / "guarded.py", tmp_path / "bare.py"
+    guarded.write_text('if __name__ == "__main__":\n    main()\n')
+    bare.write_text("main()\n")
+    for path, safe in ((guarded, True), (bare, False)):
+        fake = types.ModuleType("__main__")
+        fake.__file__, fake.__spec__ = str(path), None
+        monkeypatch.setitem(sys.modules, "__main__", fake)
+        assert spawn_safe() is safe

@@ -23,9 +23,9 @@ def test_workers_do_not_change_the_result(video, monkeypatch):
     asked = []
     real = geo.ordered_map
 
-    def spy(fn, items, workers=None, ahead=None):
+    def spy(fn, items, workers=None, ahead=None, **kw):
         asked.append(workers)
-        return real(fn, items, workers, ahead)
+        return real(fn, items, workers, ahead, **kw)
 
     monkeypatch.setattr(geo, "ordered_map", spy)
     one = geometric_depths(frames, K, GeometricConfig(workers=1), seed=5)
@@ -47,3 +47,13 @@ def test_seed_matters(video):
     a = geometric_depths(frames, K, GeometricConfig(workers=2), seed=0)
     b = geometric_depths(frames, K, GeometricConfig(workers=2), seed=1)
     assert any(not np.array_equal(da, db) for (da, _), (db, _) in zip(a, b))
+
+
+def test_worker_processes_give_the_same_result(video):
+    """Large videos on many cores run in spawned worker processes (the grey frames sent once to each)."""
+    frames, K = list(video.images), video.cameras.K[0]
+    one = geometric_depths(frames, K, GeometricConfig(workers=1), seed=5)
+    procs = geometric_depths(frames, K, GeometricConfig(workers=4, process_pixels=0), seed=5)
+    for (d1, c1), (d2, c2) in zip(one, procs):
+        np.testing.assert_array_equal(d1, d2)
+        np.testing.assert_array_equal(c1, c2)

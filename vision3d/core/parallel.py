@@ -1,16 +1,20 @@
-"""``ordered_map``: a function over items in worker threads, results in input order, a bounded number in flight.
+"""``ordered_map``: a function over items in worker threads or processes, results in input order, a bounded number
+in flight.
 
-For per-frame work done by libraries that release the GIL (OpenCV, NumPy): ``ThreadPoolExecutor.map`` submits
-every item at once, so on a long video finished results pile up behind a slow one; here at most ``ahead`` items
-are submitted beyond the one being waited for, so memory stays flat however long the video.
+Threads suit per-frame work done by libraries that release the GIL (OpenCV, large NumPy operations); work with
+much Python in it (small arrays, SciPy solvers) scales only with processes, which start fresh interpreters
+(``spawn``: safe beside CUDA and OpenMP) and get their shared data once through ``initializer``.
+``Executor.map`` submits every item at once, so on a long video finished results pile up behind a slow one; here
+at most ``ahead`` items are submitted beyond the one being waited for, so memory stays flat however long the video.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,20 +26,52 @@ def default_workers(cap: int = 16) -> int:
     return max(1, min(os.cpu_count() or 1, cap))
 
 
+def spawn_safe() -> bool:
+    """Whether worker processes can be spawned here: a spawned worker re-runs the main script unless it guards
+    itself with ``if __name__ == "__main__"`` (interactive sessions, ``python -c`` and ``-m`` are fine)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        return True
+    path = getattr(main, "__file__", None)
+    if not path:
+        return True
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            src = f.read()
+    except OSError:
+        return False
+    return "__name__" in src and "__main__" in src
+
+
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None,
-                ahead: int | None = None) -> Iterator[R]:
-    """``map(fn, items)`` run by ``workers`` threads (default: one per core), yielded in order; at most
-    ``ahead`` (default 2 × workers) results wait at a time. ``workers=1`` runs in the calling thread."""
+                ahead: int | None = None, processes: bool = False, initializer: Callable | None = None,
+                initargs: tuple = ()) -> Iterator[R]:
+    """``map(fn, items)`` run by ``workers`` threads (default: one per core), or processes with ``processes``
+    (then ``fn`` must be a module-level function; ``initializer(*initargs)`` runs once in each; threads are used
+    instead where ``spawn_safe()`` says no), yielded in order; at most ``ahead`` (default 2 × workers) results wait
+    at a time. ``workers=1`` runs in the calling thread."""
     workers = workers or default_workers()
+    processes = processes and spawn_safe()
     if workers <= 1:
+        if initializer is not None:
+            initializer(*initargs)
         yield from map(fn, items)
         return
     ahead = max(ahead or 2 * workers, 1)
-    with ThreadPoolExecutor(workers) as pool:
+    pool: Executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=initializer, initargs=initargs) if processes \
+        else ThreadPoolExecutor(workers, initializer=initializer, initargs=initargs)
+    with pool:
         pending: deque[Future] = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) > ahead:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) > ahead:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        finally:                     # an error or an abandoned generator: do not run what is still queued
+            for f in pending:
+                f.cancel()

@@ -14,7 +14,7 @@ DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DI
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
-def _gray_u8(img: np.ndarray) -> np.ndarray:
+def gray_u8(img: np.ndarray) -> np.ndarray:
     img = np.asarray(img)
     if img.ndim == 3:
         img = img.mean(axis=2) if img.shape[2] == 3 else img[..., 0]
@@ -35,13 +35,13 @@ def dis_flow(img0: np.ndarray, img1: np.ndarray, preset: str = "medium") -> np.n
     if preset not in DIS_PRESETS:
         raise InputError(f"unknown DIS preset {preset!r}", fix=f"use one of {', '.join(DIS_PRESETS)}")
     dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
-    f = dis.calc(_gray_u8(img0), _gray_u8(img1), None)
+    f = dis.calc(gray_u8(img0), gray_u8(img1), None)
     return np.ascontiguousarray(np.moveaxis(f, -1, 0))
 
 
 def farneback_flow(img0: np.ndarray, img1: np.ndarray) -> np.ndarray:
     """Farnebäck flow (OpenCV defaults used in the literature: 5 levels, window 15) as ``(2,H,W)``."""
     _check_pair(img0, img1)
-    f = cv2.calcOpticalFlowFarneback(_gray_u8(img0), _gray_u8(img1), None, pyr_scale=0.5, levels=5, winsize=15,
+    f = cv2.calcOpticalFlowFarneback(gray_u8(img0), gray_u8(img1), None, pyr_scale=0.5, levels=5, winsize=15,
                                      iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
     return np.ascontiguousarray(np.moveaxis(f, -1, 0))

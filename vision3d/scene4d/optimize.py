@@ -444,6 +444,8 @@ class GFlow:
         self.t += 1
         self._moving_now = frame.moving
         cfg = self.cfg
+        marks = {}                   # where the frame's time goes (seconds since ``tic``, phase by phase)
+        how = "given"                # where the camera's starting pose came from
         if self.t == 0:
             pose = np.eye(4) if frame.pose is None else np.asarray(frame.pose, np.float64)
             depth = initial_depth(frame.prior, self.kind)
@@ -451,6 +453,7 @@ class GFlow:
             prob = texture_probability(image)
             self._spawn(image, depth, pose, prob, cfg.n_init, frame.moving)
             self.poses.append(pose)
+            marks["prepare"] = time.perf_counter() - tic
             info = self._gaussian_step(image, pose, cfg.first_iters, depth, np.ones_like(frame.moving),
                                        cfg.densify_first)
         else:
@@ -460,7 +463,9 @@ class GFlow:
                 pose = np.asarray(frame.pose, np.float64)
             else:
                 init = self._pnp_init(frame)
+                how = "pnp" if init is not None else "velocity"
                 pose = self._camera_step(image, frame, init if init is not None else predict_next(self.poses))
+            marks["camera"] = time.perf_counter() - tic
             depth = self._aligned_depth(frame, pose)
             flow_info = self._move_dynamic(frame, pose, depth)
             with torch.no_grad():       # new content: no match in the previous frame, or nothing rendered there
@@ -470,8 +475,10 @@ class GFlow:
             if new_frac > 0:
                 self._spawn(image, depth, pose, new / new.sum(), int(cfg.n_init * new_frac), frame.moving)
             self.poses.append(pose)
+            marks["prepare"] = time.perf_counter() - tic
             info = self._gaussian_step(image, pose, cfg.gauss_iters, depth, frame.moving, cfg.densify_steps,
                                        flow_info)
+        marks["gaussians"] = time.perf_counter() - tic
         self._check_finite()
         with torch.no_grad():
             self._bound_sizes(pose)
@@ -485,8 +492,12 @@ class GFlow:
         self._prev_depth = np.where(out.alpha[0].cpu().numpy() > 0.9, out.depth[0].cpu().numpy(), 0.0)
         self._prev_moving = np.asarray(frame.moving, bool)
         mse = float((out.colors[0].clamp(0, 1) - torch.as_tensor(image, device=self.device)).square().mean())
+        total = time.perf_counter() - tic
+        # phase durations from the marks (camera step, preparation, Gaussian step, pruning/retirement/record)
+        ends = [(k, marks[k]) for k in ("camera", "prepare", "gaussians") if k in marks] + [("finish", total)]
+        phases = {f"s_{k}": round(e - b, 4) for (k, e), b in zip(ends, [0.0] + [e for _, e in ends[:-1]])}
         return {"frame": self.t, "psnr": -10 * np.log10(max(mse, 1e-10)), "n": self.n, "retired": retired,
-                "n_moving": int(self.moving.sum()), "seconds": time.perf_counter() - tic, **info}
+                "n_moving": int(self.moving.sum()), "seconds": total, "pose_init": how, **phases, **info}
 
     def _bound_sizes(self, pose: np.ndarray) -> None:
         """Cap each Gaussian's largest axis at ``max_screen_frac`` of the short image side as seen from this frame's
