@@ -22,8 +22,8 @@ import torch
 
 from vision3d.errors import InputError
 from vision3d.render import rasterize
-from vision3d.render.ssim import SSIMTarget
 from vision3d.scene4d.config import GFlowConfig
+from vision3d.scene4d.image_loss import ImageLoss
 from vision3d.scene4d.init import bilinear, gaussians_from_pixels, sample_pixels, texture_probability
 from vision3d.scene4d.pose import apply_increment, predict_next
 from vision3d.scene4d.prior import align_to_render, fit_prior_affine, initial_affine, initial_depth
@@ -202,19 +202,6 @@ class GFlow:
         return uv, z
 
     # ------------------------------------------------------------------------------------------------ losses
-    def _photo(self, pred: torch.Tensor, gt: torch.Tensor, ssim: SSIMTarget,
-               mask: torch.Tensor | None = None) -> torch.Tensor:
-        """λp(MSE + 1 − SSIM) against ``gt`` (``ssim`` holds its statistics), optionally over ``mask`` only."""
-        if mask is None:
-            mse = (pred - gt).square().mean()
-            s = ssim.mean(pred)
-        else:
-            m = mask.float()
-            n = m.sum().clamp_min(1)
-            mse = ((pred - gt).square() * m[..., None]).sum() / (3 * n)
-            s = (ssim.map(pred).mean(-1) * m).sum() / n
-        return self.cfg.lambda_photo * (mse + (1 - s))
-
     def _iso(self, log_scales: torch.Tensor) -> torch.Tensor:
         if not len(log_scales):
             return log_scales.sum()
@@ -228,11 +215,6 @@ class GFlow:
         if count < 10:
             return None
         return m.float() / (count * target[m].median().clamp_min(1e-6))
-
-    def _depth(self, rendered: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-        if weights is None:
-            return rendered.sum() * 0
-        return self.cfg.lambda_depth * ((rendered - target).abs() * weights).sum()
 
     def _flow_targets(self, means_prev: torch.Tensor, flow: np.ndarray, occluded: np.ndarray | None):
         """Previous projections of ``means_prev`` and where the flow says they went; visibility-weighted."""
@@ -284,7 +266,7 @@ class GFlow:
         D = torch.as_tensor(depth_target, dtype=torch.float32, device=self.device)
         Dw = self._depth_term(D, torch.as_tensor(depth_mask, device=self.device))
         V = torch.as_tensor(pose, dtype=torch.float32, device=self.device)
-        ssim = SSIMTarget(gt)
+        image_loss = ImageLoss(gt, D, Dw, self.cfg.lambda_photo, self.cfg.lambda_depth)
         loss = None
         step = 0
         while step < iters:
@@ -306,8 +288,7 @@ class GFlow:
             stop = min([s for s in densify_at if s > step] + [iters])
             for _it in range(step, stop):
                 out = self.render(V, params=leaves)
-                loss = self._photo(out.colors[0], gt, ssim) + self._iso(leaves["log_scales"]) + \
-                    self._depth(out.depth[0], D, Dw)
+                loss = image_loss(out.colors[0], out.depth[0], out.alpha[0]) + self._iso(leaves["log_scales"])
                 if flow is not None:
                     idx, target = flow
                     uv, _ = self._project(leaves["means"][idx], V)
@@ -392,12 +373,12 @@ class GFlow:
                 self.rng.choice(len(still), 4000, replace=False), device=self.device)]
             _, target, ok = self._flow_targets(self.p["means"][sub], frame.flow_in, frame.occluded_in)
             flow = self._flow_subset((sub, target, ok))
-        ssim = SSIMTarget(gt)
+        image_loss = ImageLoss(gt, None, None, self.cfg.lambda_photo, self.cfg.lambda_depth, mask=mask)
         opt, sched = self._optimiser(self.cfg.cam_iters, self.cfg.lr_cam, [omega, v])
         for _ in range(self.cfg.cam_iters):
             V = apply_increment(base, omega, v)
             out = self.render(V, still)
-            loss = self._photo(out.colors[0], gt, ssim, mask & (out.alpha[0] > 0.5))
+            loss = image_loss(out.colors[0], out.depth[0], out.alpha[0])
             if flow is not None:
                 sub, target = flow
                 uv, _ = self._project(self.p["means"][sub], V)
