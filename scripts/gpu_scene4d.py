@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--name", default="blackswan")
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--skip", default="renders", help="stages left out, comma-separated (renders needs PyAV)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--result", type=Path, required=True, help="JSON file for the scores and timings")
     a = ap.parse_args()
@@ -45,7 +46,8 @@ def main() -> None:
     cfg.flow.device = cfg.depth.device = cfg.scene.device = dev
     anns = sorted((a.seq / "Annotations" / a.name).glob("*.png"))
     cfg.outputs.mask = str(anns[0])
-    stages = [s for s in video2scene_stages(cfg) if s.name != "renders"]
+    skip = set(a.skip.split(",")) | {"renders"}
+    stages = [s for s in video2scene_stages(cfg) if s.name not in skip]
     tic = time.perf_counter()
     def show(ev) -> None:     # a line per event, timestamped, so a killed run still says how far it got
         print(f"[{time.perf_counter() - tic:7.1f}s] {ev.stage} {ev.done}/{ev.total} {ev.message or ''}", flush=True)
