@@ -272,6 +272,7 @@ _JOB: tuple | None = None      # (grey frames, K, config, seed) of the video a w
 def _set_job(job: tuple) -> None:
     global _JOB
     _JOB = job
+    cv2.setNumThreads(1)     # one OpenCV thread per worker process: a thread pool in each oversubscribes the cores
 
 
 def _view_task(t: int):

@@ -74,8 +74,9 @@ class ImageLoss:
         torch.cuda.current_stream(dev).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self._loss = self.terms(*self._in)
-            self._out = self._grads(self._loss, self._in)
+            loss = self.terms(*self._in)
+            self._out = self._grads(loss, self._in)
+        self._loss = loss.detach()           # the static output, without the (freed) graph that made it
         self._graph = graph
 
     def _replay(self, colors, depth, alpha):
