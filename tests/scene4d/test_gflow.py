@@ -195,3 +195,22 @@ def test_frame_rows_round_trip_dense_arrays():
     for t in range(T):
         np.testing.assert_array_equal(fr.dense(t, "means", n), means[t])
         np.testing.assert_array_equal(fr.dense(t, "colors", n), colors[t])
+
+
+def test_camera_step_starts_from_the_better_initial_pose():
+    """A PnP pose thrown off (bad matches on a failed frame) loses against the constant-velocity guess when the
+    still scene says so; the rows record which start was taken and the losses."""
+    b = make_batch(SynthConfig(width=64, height=48, n_frames=2, texture_source="procedural", moving_fraction=0.0,
+                               static_camera_prob=0.0, camera_translation_px=(2.0, 3.0)), 1, 2, backward=True)
+    imgs = b.images[0].transpose(0, 2, 3, 1)
+    g = GFlow(GFlowConfig.fast().replace(n_init=800, backend="torch").scaled(0.3), b.K[0], 64, 48, "metric")
+    g.step(FrameInput(imgs[0], b.depth[0, 0], b.moving[0, 0]))
+    frame = FrameInput(imgs[1], b.depth[0, 1], b.moving[0, 1], b.flow[0, 0], b.valid[0, 0] < 0.5)
+    true = b.world_to_cam[0, 1].astype(np.float64) @ np.linalg.inv(b.world_to_cam[0, 0].astype(np.float64))
+    off = true.copy()
+    off[:3, 3] += [0.3, -0.2, 0.1]                        # far off for a scene ~2 units away
+    for inits, want in (({"pnp": off, "velocity": true}, "velocity"), ({"pnp": true, "velocity": off}, "pnp")):
+        _, info = g._camera_step(imgs[1], frame, inits)
+        assert info["pose_init"] == want, info
+        assert info[f"cam_loss_{want}"] < info[f"cam_loss_{'pnp' if want == 'velocity' else 'velocity'}"]
+        assert info["cam_loss_end"] <= info["cam_loss_start"] + 1e-6

@@ -70,6 +70,7 @@ class GFlow:
         self.t = -1
         self._prev_depth: np.ndarray | None = None      # rendered depth of the previous frame (0 where empty)
         self._prior_affine: tuple[float, float] | None = None   # the depth prior's last accepted scale/shift
+        self._prior_corr = float("nan")            # how well this frame's prior followed the render (diagnostic)
         self._prev_moving = np.zeros((self.H, self.W), bool)
         self._Kt = torch.as_tensor(self.K, dtype=torch.float32, device=self.device)
         self._record: dict[str, np.ndarray] | None = None
@@ -355,16 +356,15 @@ class GFlow:
         pose[:3, 3] = tvec.reshape(3)
         return pose if np.isfinite(pose).all() else None
 
-    def _camera_step(self, image: np.ndarray, frame: FrameInput, init: np.ndarray) -> np.ndarray:
+    def _camera_step(self, image: np.ndarray, frame: FrameInput, inits: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
         """Camera only (Gaussians fixed): photometric loss of the still Gaussians outside moving regions, plus the
-        flow of still Gaussians' projected centres."""
+        flow of still Gaussians' projected centres. Starts from whichever of ``inits`` (name → pose: PnP, constant
+        velocity) has the lower loss; returns the pose and what happened (start, loss before and after)."""
         gt = torch.as_tensor(image, dtype=torch.float32, device=self.device)
-        base = torch.as_tensor(init, dtype=torch.float32, device=self.device)
-        omega = torch.full((3,), 1e-6, device=self.device, requires_grad=True)
-        v = torch.zeros(3, device=self.device, requires_grad=True)
         still = torch.nonzero(~self.moving).reshape(-1)
+        first = next(iter(inits.values()))
         with torch.no_grad():
-            mov_alpha = self.render(init, torch.nonzero(self.moving).reshape(-1)).alpha[0] if bool(self.moving.any()) \
+            mov_alpha = self.render(first, torch.nonzero(self.moving).reshape(-1)).alpha[0] if bool(self.moving.any()) \
                 else torch.zeros(self.H, self.W, device=self.device)
         mask = (~torch.as_tensor(frame.moving, device=self.device)) & (mov_alpha < 0.5)
         flow = None
@@ -374,21 +374,36 @@ class GFlow:
             _, target, ok = self._flow_targets(self.p["means"][sub], frame.flow_in, frame.occluded_in)
             flow = self._flow_subset((sub, target, ok))
         image_loss = ImageLoss(gt, None, None, self.cfg.lambda_photo, self.cfg.lambda_depth, mask=mask)
-        opt, sched = self._optimiser(self.cfg.cam_iters, self.cfg.lr_cam, [omega, v])
-        for _ in range(self.cfg.cam_iters):
-            V = apply_increment(base, omega, v)
+
+        def loss_at(V: torch.Tensor, eager: bool = False) -> torch.Tensor:
             out = self.render(V, still)
-            loss = image_loss(out.colors[0], out.depth[0], out.alpha[0])
+            terms = image_loss.terms if eager else image_loss
+            loss = terms(out.colors[0], out.depth[0], out.alpha[0])
             if flow is not None:
                 sub, target = flow
                 uv, _ = self._project(self.p["means"][sub], V)
                 loss = loss + self.cfg.lambda_flow * (uv - target).square().sum(1).mean()
+            return loss
+
+        with torch.no_grad():     # a wrong PnP pose (flow matches on a failed frame) must not be the start
+            start = {k: float(loss_at(torch.as_tensor(p, dtype=torch.float32, device=self.device), eager=True))
+                     for k, p in inits.items()}
+        how = min(start, key=start.get)
+        base = torch.as_tensor(inits[how], dtype=torch.float32, device=self.device)
+        omega = torch.full((3,), 1e-6, device=self.device, requires_grad=True)
+        v = torch.zeros(3, device=self.device, requires_grad=True)
+        opt, sched = self._optimiser(self.cfg.cam_iters, self.cfg.lr_cam, [omega, v])
+        for _ in range(self.cfg.cam_iters):
+            loss = loss_at(apply_increment(base, omega, v))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
         with torch.no_grad():
-            return apply_increment(base, omega, v).cpu().double().numpy()
+            pose = apply_increment(base, omega, v)
+            end = float(loss_at(pose, eager=True))
+        return pose.cpu().double().numpy(), {"pose_init": how, "cam_loss_start": start[how], "cam_loss_end": end,
+                                             **{f"cam_loss_{k}": val for k, val in start.items()}}
 
     def _aligned_depth(self, frame: FrameInput, pose: np.ndarray) -> np.ndarray:
         """The depth prior of this frame, scaled and shifted to the render of the still Gaussians — where the two
@@ -401,6 +416,7 @@ class GFlow:
         rd, ra = out.depth[0].cpu().numpy(), out.alpha[0].cpu().numpy()
         w = ((ra > 0.9) & ~frame.moving).astype(np.float64)
         fit = fit_prior_affine(frame.prior, self.kind, rd, w)
+        self._prior_corr = float("nan") if fit is None else float(fit[2])
         if fit is not None and fit[2] >= self.cfg.prior_min_corr:
             self._prior_affine = fit[:2]
         d = align_to_render(frame.prior, self.kind, rd, w, affine=self._prior_affine)
@@ -426,7 +442,7 @@ class GFlow:
         self._moving_now = frame.moving
         cfg = self.cfg
         marks = {}                   # where the frame's time goes (seconds since ``tic``, phase by phase)
-        how = "given"                # where the camera's starting pose came from
+        cam = {"pose_init": "given"}     # where the camera's starting pose came from, and the camera step's losses
         if self.t == 0:
             pose = np.eye(4) if frame.pose is None else np.asarray(frame.pose, np.float64)
             depth = initial_depth(frame.prior, self.kind)
@@ -443,9 +459,11 @@ class GFlow:
             if frame.pose is not None:
                 pose = np.asarray(frame.pose, np.float64)
             else:
-                init = self._pnp_init(frame)
-                how = "pnp" if init is not None else "velocity"
-                pose = self._camera_step(image, frame, init if init is not None else predict_next(self.poses))
+                inits = {"velocity": predict_next(self.poses)}
+                pnp = self._pnp_init(frame)
+                if pnp is not None:
+                    inits = {"pnp": pnp, **inits}
+                pose, cam = self._camera_step(image, frame, inits)
             marks["camera"] = time.perf_counter() - tic
             depth = self._aligned_depth(frame, pose)
             flow_info = self._move_dynamic(frame, pose, depth)
@@ -478,7 +496,9 @@ class GFlow:
         ends = [(k, marks[k]) for k in ("camera", "prepare", "gaussians") if k in marks] + [("finish", total)]
         phases = {f"s_{k}": round(e - b, 4) for (k, e), b in zip(ends, [0.0] + [e for _, e in ends[:-1]])}
         return {"frame": self.t, "psnr": -10 * np.log10(max(mse, 1e-10)), "n": self.n, "retired": retired,
-                "n_moving": int(self.moving.sum()), "seconds": total, "pose_init": how, **phases, **info}
+                "n_moving": int(self.moving.sum()), "moving_frac": float(np.mean(frame.moving)), "seconds": total,
+                "prior_corr": self._prior_corr if self.t > 0 else float("nan"),
+                **cam, **phases, **info}
 
     def _bound_sizes(self, pose: np.ndarray) -> None:
         """Cap each Gaussian's largest axis at ``max_screen_frac`` of the short image side as seen from this frame's
