@@ -208,9 +208,33 @@ def test_camera_step_starts_from_the_better_initial_pose():
     frame = FrameInput(imgs[1], b.depth[0, 1], b.moving[0, 1], b.flow[0, 0], b.valid[0, 0] < 0.5)
     true = b.world_to_cam[0, 1].astype(np.float64) @ np.linalg.inv(b.world_to_cam[0, 0].astype(np.float64))
     off = true.copy()
-    off[:3, 3] += [0.3, -0.2, 0.1]                        # far off for a scene ~2 units away
+    off[:3, 3] += [0.3, -0.2, 0.1]                        # far off for a scene ~2 units away (>1.5× the loss)
     for inits, want in (({"pnp": off, "velocity": true}, "velocity"), ({"pnp": true, "velocity": off}, "pnp")):
         _, info = g._camera_step(imgs[1], frame, inits)
         assert info["pose_init"] == want, info
         assert info[f"cam_loss_{want}"] < info[f"cam_loss_{'pnp' if want == 'velocity' else 'velocity'}"]
         assert info["cam_loss_end"] <= info["cam_loss_start"] + 1e-6
+
+
+def test_a_full_set_makes_room_by_retiring_what_matters_least():
+    W, H = 32, 24
+    K = np.array([[30.0, 0, 15.5], [0, 30.0, 11.5], [0, 0, 1]])
+    cfg = GFlowConfig.fast().replace(n_init=100, max_gaussians=1000, densify_ratio=0.2, densify_steps=(15, 30))
+    g = GFlow(cfg, K, W, H, "metric")
+    n = 950
+    rng = np.random.default_rng(0)
+    opacity = rng.uniform(-3, 3, n)
+    g._add({"means": rng.normal(size=(n, 3)) + [0, 0, 3], "quats": np.tile([1.0, 0, 0, 0], (n, 1)),
+            "log_scales": np.full((n, 3), -3.0), "opacity_logits": opacity, "colors": np.full((n, 3), 0.5)},
+           np.zeros(n, bool))
+    g.unseen[:5] = 2                                   # five Gaussians out of view for two frames
+    g.t = 1
+    reserve = int(100 * (0.25 + 0.2 * 2))
+    gone = g._make_room()
+    assert gone == n - (1000 - reserve) and g.n == 1000 - reserve
+    ids = np.sort(g.archive["ids"])
+    assert set(range(5)) <= set(ids.tolist())         # the unseen ones first
+    rest = ids[ids >= 5]
+    assert np.all(opacity[rest].max() <= np.sort(opacity[5:])[len(rest) - 1] + 1e-9)   # then the most transparent
+    assert (g.archive["death"] == 1).all()            # gone from frame 1 on, kept in frame 0
+    assert g._make_room() == 0                        # nothing more while there is room

@@ -36,6 +36,8 @@ class GFlowConfig:
     prior_min_corr: float = 0.5
     prior_trust: float = 0.3            # relative disagreement with the rendered still scene beyond which the
                                         # prior is not used at a pixel (0: always used)
+    start_loss_ratio: float = 1.5      # the camera step starts from PnP unless its loss is this many times the
+                                        # constant-velocity guess's (a failed PnP: 1.8 vs 0.21 on TartanAir)
     lambda_photo: float = 1.0
     lambda_depth: float = 0.1
     lambda_flow: float = 0.01
