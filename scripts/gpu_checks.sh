@@ -15,19 +15,10 @@ BUDGET=${2:-540}
 DEVICE=${DEVICE:-cuda}           # DEVICE=cpu W_SF=1 W_CF=1 SIZE="128 96": a dry run of the script on a laptop
 W_SF=${W_SF:-5} W_CF=${W_CF:-4}
 read -r TW TH <<< "${SIZE:-320 256}"
-T0=$(date +%s)
 RES=$OUTDIR/res
 mkdir -p "$RES"
-exec > >(tee -a "$OUTDIR/summary.log") 2>&1
-elapsed() { echo $(( $(date +%s) - T0 )); }
-say() { echo "[$(elapsed)s] $*"; }
-
-if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD VISION3D_DATA=${VISION3D_DATA:-$PWD/device_data}
-export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-16} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+source "$(dirname "$0")/gpu_env.sh"
+export OMP_NUM_THREADS=2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$RES/gpu.txt"
 python3 -c "import torch, gsplat, kornia; print('torch', torch.__version__, 'gsplat', gsplat.__version__, 'kornia', kornia.__version__, 'cuda', torch.cuda.is_available())"
 

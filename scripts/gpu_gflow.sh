@@ -13,18 +13,8 @@
 set -u
 OUTDIR=${1:?usage: gpu_gflow.sh OUTDIR [BUDGET_SECONDS]}
 BUDGET=${2:-510}
-T0=$(date +%s)
-mkdir -p "$OUTDIR"
-exec > >(tee -a "$OUTDIR/summary.log") 2>&1
-elapsed() { echo $(( $(date +%s) - T0 )); }
-say() { echo "[$(elapsed)s] $*"; }
-
-if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD VISION3D_DATA=${VISION3D_DATA:-$PWD/device_data}
-export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-16} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
+source "$(dirname "$0")/gpu_env.sh"
+export OMP_NUM_THREADS=4
 SEQ=$VISION3D_DATA/davis2016_480p
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, gsplat, os; print('torch', torch.__version__, 'gsplat', gsplat.__version__, 'cpus', os.cpu_count())"
