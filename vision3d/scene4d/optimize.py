@@ -73,6 +73,7 @@ class GFlow:
         self._prior_corr = float("nan")            # how well this frame's prior followed the render (diagnostic)
         self._prev_moving = np.zeros((self.H, self.W), bool)
         self._Kt = torch.as_tensor(self.K, dtype=torch.float32, device=self.device)
+        self._black = torch.zeros(3, device=self.device)      # render background (made once: renders are hot)
         self._record: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------------------------------- bookkeeping
@@ -200,7 +201,7 @@ class GFlow:
         V = pose if isinstance(pose, torch.Tensor) else torch.as_tensor(pose, dtype=torch.float32, device=self.device)
         # values are checked once per frame (``_check_finite``): a check per render syncs a GPU every iteration
         return rasterize(g, (V[None], self._Kt[None]), self.W, self.H, backend=self.cfg.backend,
-                         background=torch.zeros(3, device=self.device), validate=False)
+                         background=self._black, validate=False)
 
     def _check_finite(self) -> None:
         """One host synchronisation per frame instead of one per render and tensor."""
@@ -431,9 +432,10 @@ class GFlow:
 
     def _aligned_depth(self, frame: FrameInput, pose: np.ndarray) -> np.ndarray:
         """The depth prior of this frame, scaled and shifted to the render of the still Gaussians — where the two
-        correlate (``prior_min_corr``); otherwise with the last scale and shift that passed (frame 0's at first). Where it disagrees by more than ``prior_trust`` with the render of the scene so far
-        (moving Gaussians where they were), the render wins: a failed prior frame must not throw surfaces —
-        and the moving Gaussians re-unprojected with it — to the wrong depth."""
+        correlate (``prior_min_corr``); otherwise with the last scale and shift that passed (frame 0's at first).
+        Where it disagrees by more than ``prior_trust`` with the render of the scene so far (moving Gaussians where
+        they were), the render wins: a failed prior frame must not throw surfaces — and the moving Gaussians
+        re-unprojected with it — to the wrong depth."""
         with torch.no_grad():
             still = torch.nonzero(~self.moving).reshape(-1)
             out = self.render(pose, still)
