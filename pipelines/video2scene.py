@@ -206,27 +206,39 @@ def stage_depth(ctx: StageContext) -> dict:
 
 
 def stage_split(ctx: StageContext) -> dict:
-    """Moving masks per frame from the epipolar error of the forward flow (the last frame: its backward flow);
-    frames in parallel threads (the robust fits run in OpenCV, which releases the GIL), written in order."""
+    """Moving masks per frame from the epipolar error of the forward flow (the last frame: its backward flow).
+    Two passes, frames in parallel threads (the robust fits run in OpenCV, which releases the GIL): the camera-
+    motion models of every frame, then the masks, with the homography-or-F choice made over neighbouring frames."""
     import cv2
 
     from vision3d.core.parallel import ordered_map
-    from vision3d.scene4d.split import moving_mask
+    from vision3d.scene4d.split import fit_motion, mask_from_fit, smooth_choice
 
     flow_dir = ctx.dep("flow")
     frames = _frame_paths(ctx.run_dir)
     n = len(frames)
 
-    def one(t: int):
+    def load(t: int):
         k = min(t, n - 2)
         flow = np.load(flow_dir / f"{'fw' if t < n - 1 else 'bw'}_{k:05d}.npy").astype(np.float32)
         occ = None
         if t < n - 1:
             occ = cv2.imread(str(flow_dir / f"occ_{k:05d}.png"), cv2.IMREAD_GRAYSCALE) > 127
-        return moving_mask(flow, occ, threshold_px=ctx.config.threshold_px * min(flow.shape[1:]) / 160)
+        return flow, occ, ctx.config.threshold_px * min(flow.shape[1:]) / 160
+
+    def fit(t: int):
+        flow, occ, thr = load(t)
+        return fit_motion(flow, occ, threshold_px=thr)
+
+    fits = list(ordered_map(fit, range(n)))
+    h_only = smooth_choice([np.inf if f is None else f.h_score for f in fits])
+
+    def mask(t: int):
+        flow, occ, thr = load(t)
+        return mask_from_fit(flow, fits[t], occ, threshold_px=thr, homography_only=h_only[t])
 
     fracs, models = [], []
-    for t, r in enumerate(ordered_map(one, range(n))):
+    for t, r in enumerate(ordered_map(mask, range(n))):
         _png_mask(ctx.out / f"{t:05d}.png", r.moving)
         fracs.append(float(r.moving.mean()))
         models.append(r.model)
@@ -367,54 +379,56 @@ def stage_cameras(ctx: StageContext) -> dict:
 
 def _query_tracks(scene, queries: np.ndarray, run: Path) -> np.ndarray:
     """Track given pixels ``(Q,3)`` rows ``(t, x, y)``: the visible Gaussians projecting nearest to each query at
-    its frame carry it, by their mean displacement (inverse-distance weighted)."""
-    uv, front = scene.tracks2d()
-    X3 = scene.tracks3d()
+    its frame carry it, by their mean displacement (inverse-distance weighted). Queries are taken frame by frame
+    (one frame's positions and render in memory at a time)."""
     T = scene.n_frames
     out = np.full((len(queries), T, 2), np.nan, np.float32)
-    for q, (t, x, y) in enumerate(queries):
-        t = int(t)
-        if not 0 <= t < T:
-            raise InputError(f"query point {q} is at frame {t}; the scene has frames 0..{T - 1}")
-        g = scene.gaussians_at(t)
-        d = _render(g, scene.world_to_cam[t], scene.K, scene.width, scene.height).depth[0].numpy()
-        cam = X3[t] @ scene.world_to_cam[t][:3, :3].T + scene.world_to_cam[t][:3, 3]
-        xi, yi = int(np.clip(round(x), 0, scene.width - 1)), int(np.clip(round(y), 0, scene.height - 1))
-        ok = front[t] & np.isfinite(uv[t]).all(1) & scene.exists(t)
-        surface = ok & (np.nan_to_num(cam[:, 2], nan=np.inf) <= d[yi, xi] * 1.1 + 1e-6)
-        dist = np.linalg.norm(np.nan_to_num(uv[t], nan=1e9) - np.array([x, y]), axis=1)
-        if (surface & (dist < 3)).any():     # Gaussians on the visible surface near the query; else the nearest
-            ok = surface
-        dist[~ok] = np.inf
-        near = np.argsort(dist)[:4]
-        near = near[np.isfinite(dist[near])]
-        if not len(near):
-            continue
-        wts = 1.0 / (dist[near] + 0.5)
-        disp = uv[:, near] - uv[t, near][None]
-        out[q] = np.array([x, y]) + np.nansum(disp * wts[None, :, None], 1) / wts.sum()
+    for q, (t, _, _) in enumerate(queries):
+        if not 0 <= int(t) < T:
+            raise InputError(f"query point {q} is at frame {int(t)}; the scene has frames 0..{T - 1}")
+    ts = queries[:, 0].astype(int)
+    for t in np.unique(ts):
+        X = scene.positions_at(t)
+        uv, front = scene.project(t, X)
+        V = scene.world_to_cam[t]
+        z = np.nan_to_num(X @ V[2, :3] + V[2, 3], nan=np.inf)
+        d = _render(scene.gaussians_at(t), V, scene.K, scene.width, scene.height).depth[0].numpy()
+        base = front & np.isfinite(uv).all(1) & scene.exists(t)
+        for q in np.nonzero(ts == t)[0]:
+            x, y = queries[q, 1:]
+            xi, yi = int(np.clip(round(x), 0, scene.width - 1)), int(np.clip(round(y), 0, scene.height - 1))
+            surface = base & (z <= d[yi, xi] * 1.1 + 1e-6)
+            dist = np.linalg.norm(np.nan_to_num(uv, nan=1e9) - np.array([x, y]), axis=1)
+            ok = surface if (surface & (dist < 3)).any() else base  # on the visible surface near it; else nearest
+            dist[~ok] = np.inf
+            near = np.argsort(dist)[:4]
+            near = near[np.isfinite(dist[near])]
+            if not len(near):
+                continue
+            wts = 1.0 / (dist[near] + 0.5)
+            uvn, _ = scene.tracks2d(near)
+            disp = uvn - uvn[t][None]
+            out[q] = np.array([x, y]) + np.nansum(disp * wts[None, :, None], 1) / wts.sum()
     return out
 
 
 def stage_tracks(ctx: StageContext) -> dict:
-    """Every Gaussian is a track: 2D per-frame projections and 3D world positions (``tracks.npz``)."""
-    from vision3d.io.atomic import atomic_path
+    """Every Gaussian is a track: per-frame pixel positions and world positions (``tracks.npz``, format
+    ``vision3d-tracks/2``: rows per frame for the Gaussians of that frame; ``Tracks.load`` reads it)."""
+    from vision3d.scene4d.tracks import Tracks
 
     scene = _scene(ctx.run_dir)
-    uv, front = scene.tracks2d()
-    arrays = {"tracks2d": uv.astype(np.float32), "tracks3d": scene.tracks3d().astype(np.float32),
-              "in_front": front, "moving": scene.moving, "birth": scene.birth.astype(np.int32),
-              "death": (scene.death if scene.death is not None else np.full(len(scene.moving), -1)).astype(np.int32)}
+    extra = {}
     qp = ctx.inputs.get("query_points")
     if qp:
         q = np.load(qp) if str(qp).endswith(".npy") else np.loadtxt(qp, ndmin=2)
         if q.ndim != 2 or q.shape[1] != 3:
             raise InputError(f"query points must be rows of (t, x, y), got shape {q.shape}", path=qp)
-        arrays["queries"] = q.astype(np.float32)
-        arrays["query_tracks"] = _query_tracks(scene, q, ctx.run_dir)
-    with atomic_path(ctx.out / "tracks.npz") as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    return {"n_tracks": int(uv.shape[1]), "n_queries": len(arrays.get("queries", []))}
+        extra = {"queries": q.astype(np.float32), "query_tracks": _query_tracks(scene, q, ctx.run_dir)}
+    tracks = Tracks.from_scene(scene, extra)
+    tracks.save(ctx.out / "tracks.npz")
+    return {"n_tracks": len(tracks.moving), "n_queries": len(extra.get("queries", [])),
+            "rows": int(len(tracks.index))}
 
 
 def stage_masks(ctx: StageContext) -> dict:
@@ -432,16 +446,16 @@ def stage_masks(ctx: StageContext) -> dict:
 
         m = _read_mask(ctx.inputs["mask"])
         m = cv2.resize(m.astype(np.uint8), (scene.width, scene.height), interpolation=cv2.INTER_NEAREST) > 0
-        uv, front = scene.tracks2d()
         g0 = scene.gaussians_at(0)
         d0 = _render(g0, scene.world_to_cam[0], scene.K, scene.width, scene.height).depth[0].numpy()
-        X = scene.tracks3d()[0]
+        X = scene.positions_at(0)
+        uv0, front0 = scene.project(0, X)
         z = X @ scene.world_to_cam[0][2, :3] + scene.world_to_cam[0][2, 3]
-        u0 = np.nan_to_num(uv[0], nan=-1.0)
+        u0 = np.nan_to_num(uv0, nan=-1.0)
         xi = np.clip(np.round(u0[:, 0]), 0, scene.width - 1).astype(int)
         yi = np.clip(np.round(u0[:, 1]), 0, scene.height - 1).astype(int)
-        inside = (uv[0, :, 0] >= 0) & (uv[0, :, 0] <= scene.width - 1) & (uv[0, :, 1] >= 0) & \
-            (uv[0, :, 1] <= scene.height - 1) & front[0] & (scene.birth == 0)
+        inside = (uv0[:, 0] >= 0) & (uv0[:, 0] <= scene.width - 1) & (uv0[:, 1] >= 0) & \
+            (uv0[:, 1] <= scene.height - 1) & front0 & (scene.birth == 0)
         obj = inside & m[yi, xi] & (z <= d0[yi, xi] * 1.15 + 1e-6)   # in the mask and on its visible surface
         # the object's motion class (moving or still, by most of its Gaussians): newborns of the other class
         # inside its mask are its surroundings, which a flow-carried mask reaches as its edges drift
@@ -463,10 +477,11 @@ def stage_masks(ctx: StageContext) -> dict:
                 # it: densification refines the object's surface with newborns, which would otherwise hide it
                 bw = np.load(ctx.dep("flow") / f"bw_{t - 1:05d}.npy")
                 prior = sample_at(obj_mask[None].astype(np.float32), bw)[0] > 0.5
-                u = np.nan_to_num(uv[t, new], nan=-1.0)
+                u, f = scene.project(t, scene.positions_at(t, new))
+                u = np.nan_to_num(u, nan=-1.0)
                 xi = np.clip(np.round(u[:, 0]), 0, scene.width - 1).astype(int)
                 yi = np.clip(np.round(u[:, 1]), 0, scene.height - 1).astype(int)
-                on = front[t, new] & (u[:, 0] >= 0) & (u[:, 0] <= scene.width - 1) & (u[:, 1] >= 0) & \
+                on = f & (u[:, 0] >= 0) & (u[:, 0] <= scene.width - 1) & (u[:, 1] >= 0) & \
                     (u[:, 1] <= scene.height - 1) & prior[yi, xi] & (scene.moving[new] == obj_moving)
                 obj[new[on]] = True
             share, alpha = _object_share(scene, obj, t)
@@ -568,13 +583,13 @@ def video2scene_stages(c: Video2SceneConfig) -> list[Stage]:
         Stage("frames", stage_frames, c.frames, files=["video"], outputs=["frames.json"]),
         Stage("flow", stage_flow, c.flow, deps=["frames"]),
         Stage("depth", stage_depth, c.depth, deps=["frames"], outputs=["depth.json"]),
-        Stage("split", stage_split, c.split, deps=["flow"]),
+        Stage("split", stage_split, c.split, deps=["flow"], version=2),   # 2: model chosen over neighbouring frames
         Stage("scene", stage_scene, c.scene, deps=["frames", "flow", "depth", "split"],
               outputs=["scene4d.npz"]),
         Stage("cameras", stage_cameras, None, deps=["scene"],
               outputs=["trajectory_tum.txt", "transforms.json", "colmap"]),
-        Stage("tracks", stage_tracks, None, deps=["scene"], files=["query_points"] if c.outputs.query_points else [],
-              outputs=["tracks.npz"]),
+        Stage("tracks", stage_tracks, None, deps=["scene"], version=2,   # 2: rows per frame (vision3d-tracks/2)
+              files=["query_points"] if c.outputs.query_points else [], outputs=["tracks.npz"]),
         Stage("masks", stage_masks, None, deps=["scene", "flow"], files=["mask"] if c.outputs.mask else []),
         Stage("renders", stage_renders, c.renders, deps=["scene", "masks"],
               outputs=["rerender.mp4", "novel_orbit.mp4", "depth.mp4", "metrics.json"]),

@@ -16,6 +16,7 @@ from vision3d.io.cameras.tum import read_tum_trajectory
 from vision3d.io.images import write_image
 from vision3d.io.splats import read_splat_ply
 from vision3d.runner import load_manifest
+from vision3d.scene4d.tracks import Tracks
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "assets" / "samples" / "synth_clip"
@@ -44,11 +45,12 @@ def test_video2scene_outputs_resume_tracks_masks(tmp_path):
     assert np.allclose(ns.cam_to_world, col.cam_to_world, atol=1e-5)
     assert np.allclose(c2w[:, :3, 3], ns.cam_to_world[:, :3, 3], atol=1e-5)
     # tracks, masks, videos
-    tr = np.load(run / "tracks" / "tracks.npz")
+    tr = Tracks.load(run / "tracks" / "tracks.npz")
     n = m["scene.n_gaussians"]
-    assert tr["tracks2d"].shape == (T, n, 2) and tr["tracks3d"].shape == (T, n, 3)
-    assert tr["query_tracks"].shape == (2, T, 2)
-    assert np.allclose(tr["query_tracks"][0, 0], [20, 20], atol=1e-3)   # a track starts at its query
+    assert tr.n_frames == T and len(tr.moving) == n and len(tr.index) == len(tr.uv) == len(tr.in_front)
+    assert str(np.load(run / "tracks" / "tracks.npz")["format"]) == "vision3d-tracks/2"
+    assert tr.extra["query_tracks"].shape == (2, T, 2)
+    assert np.allclose(tr.extra["query_tracks"][0, 0], [20, 20], atol=1e-3)   # a track starts at its query
     assert len(list((run / "masks").glob("*.png"))) == T and len(list((run / "masks" / "object").glob("*.png"))) == T
     obj0 = cv2.imread(str(run / "masks" / "object" / "00000.png"), cv2.IMREAD_GRAYSCALE) > 127
     gt0 = cv2.resize(gt["moving"][0].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0

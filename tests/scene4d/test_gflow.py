@@ -214,6 +214,20 @@ def test_camera_step_starts_from_the_better_initial_pose():
         assert info["pose_init"] == want, info
         assert info[f"cam_loss_{want}"] < info[f"cam_loss_{'pnp' if want == 'velocity' else 'velocity'}"]
         assert info["cam_loss_end"] <= info["cam_loss_start"] + 1e-6
+    # a step size far too large makes Adam overshoot: the step still returns the best pose it saw, never one
+    # worse than its start, and the loss it reports is that pose's
+    g.cfg = g.cfg.replace(lr_cam=0.3, cam_iters=12)
+    pose, info = g._camera_step(imgs[1], frame, {"pnp": true})
+    assert info["cam_loss_end"] <= info["cam_loss_start"] + 1e-6
+    with torch.no_grad():
+        out = g.render(pose, torch.nonzero(~g.moving).reshape(-1))
+    assert np.isfinite(pose).all() and float(out.alpha[0].mean()) > 0.5
+    # started at the true pose the loss stops improving: the step ends after a few windows, not all iterations
+    g.cfg = g.cfg.replace(lr_cam=1e-3, cam_iters=200, cam_window=10)
+    _, info = g._camera_step(imgs[1], frame, {"pnp": true})
+    assert info["cam_iters"] < 200 and info["cam_iters"] % 10 == 0
+    g.cfg = g.cfg.replace(cam_iters=30, cam_converged=0.0)
+    assert g._camera_step(imgs[1], frame, {"pnp": true})[1]["cam_iters"] == 30
 
 
 def test_a_full_set_makes_room_by_retiring_what_matters_least():

@@ -12,7 +12,7 @@ from vision3d.scene4d.init import gaussians_from_pixels, sample_pixels, texture_
 from vision3d.scene4d.metrics import contour_accuracy, region_similarity, trajectory_errors, umeyama
 from vision3d.scene4d.pose import apply_increment, predict_next, so3_exp
 from vision3d.scene4d.prior import align_to_render, initial_depth
-from vision3d.scene4d.split import moving_mask
+from vision3d.scene4d.split import fit_motion, mask_from_fit, moving_mask, smooth_choice
 from vision3d.synth import SynthConfig, make_batch
 
 
@@ -33,6 +33,29 @@ def test_moving_mask_finds_the_moving_objects(static):
     assert iou > 0.6, (iou, r.model)
     if static:
         assert r.model == "homography"
+
+
+def test_model_choice_follows_the_neighbouring_frames():
+    # one frame of a panning shot whose own F would absorb the moving object takes the shot's homography
+    assert smooth_choice([0.4, 0.5, 1.2, 0.4, 0.6]) == [True] * 5
+    # a shot that changes from panning to translating changes model once the neighbours have changed
+    assert smooth_choice([0.2] * 5 + [3.0] * 5, radius=2) == [True] * 5 + [False] * 5
+    assert smooth_choice([np.inf]) == [False]
+
+
+def test_forced_homography_keeps_the_object_that_F_absorbs():
+    # a static camera: F is ill-posed and its LMedS fit explains the object's motion along its epipolar lines;
+    # the homography (identity) does not
+    b = _clip(True)
+    flow, occ, gt = b.flow[0, 0], b.valid[0, 0] < 0.5, b.moving[0, 0]
+    fit = fit_motion(flow, occ)
+    assert fit is not None and fit.h_score < 1
+    forced = mask_from_fit(flow, fit, occ, homography_only=True)
+    both = mask_from_fit(flow, fit, occ, homography_only=False)
+    assert forced.model == "homography" and both.model == "fundamental"
+    assert region_similarity(forced.moving, gt) > 0.6
+    assert forced.moving.sum() >= both.moving.sum()
+    assert mask_from_fit(flow, None, occ).model == "none"
 
 
 def test_no_motion_gives_no_moving_pixels():

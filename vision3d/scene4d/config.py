@@ -38,6 +38,10 @@ class GFlowConfig:
                                         # prior is not used at a pixel (0: always used)
     start_loss_ratio: float = 1.5      # the camera step starts from PnP unless its loss is this many times the
                                         # constant-velocity guess's (a failed PnP: 1.8 vs 0.21 on TartanAir)
+    # the camera step stops early once its best loss has improved by less than ``cam_converged`` (relative) over
+    # the last ``cam_window`` iterations (one host synchronisation per window; 0: run all ``cam_iters``)
+    cam_window: int = 25
+    cam_converged: float = 1e-3
     lambda_photo: float = 1.0
     lambda_depth: float = 0.1
     lambda_flow: float = 0.01

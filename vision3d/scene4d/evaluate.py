@@ -42,21 +42,21 @@ def evaluate_scene(scene: Scene4D, gt: dict) -> dict:
             const.append(float(np.mean(np.abs(np.median(g[ok]) - g[ok]) / g[ok])))
     out["depth_abs_rel"] = float(np.mean(rels)) if rels else float("nan")
     out["depth_abs_rel_constant"] = float(np.mean(const)) if const else float("nan")
-    uv, front = scene.tracks2d()
-    X3 = scene.tracks3d()
     steps, zero = [], []
-    for t in range(T - 1):
+    X_next = scene.positions_at(0)
+    for t in range(T - 1):                  # a frame's positions at a time: memory flat in the video's length
+        X_t, X_next = X_next, scene.positions_at(t + 1)
+        (p0, f0), (p1, f1) = scene.project(t, X_t), scene.project(t + 1, X_next)
         f = _resize_flow(np.asarray(gt["flow_fw"][t], np.float32), w, h)
         occ = cv2.resize(np.asarray(gt["occ_fw"][t], np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-        p0, p1 = uv[t], uv[t + 1]
-        ok = front[t] & front[t + 1] & np.isfinite(p0).all(1) & np.isfinite(p1).all(1)
+        ok = f0 & f1 & np.isfinite(p0).all(1) & np.isfinite(p1).all(1)
         ok &= (p0[:, 0] >= 0) & (p0[:, 0] <= w - 1) & (p0[:, 1] >= 0) & (p0[:, 1] <= h - 1)
         xi, yi = np.round(np.nan_to_num(p0[:, 0])).astype(int), np.round(np.nan_to_num(p0[:, 1])).astype(int)
         xi, yi = np.clip(xi, 0, w - 1), np.clip(yi, 0, h - 1)
         ok &= ~occ[yi, xi]
         # only Gaussians on the visible surface carry the pixel's motion: compare against the rendered depth
         V = scene.world_to_cam[t]
-        z = np.nan_to_num(X3[t] @ V[2, :3] + V[2, 3], nan=np.inf)
+        z = np.nan_to_num(X_t @ V[2, :3] + V[2, 3], nan=np.inf)
         ok &= z <= rendered[t][yi, xi] * 1.05
         if ok.sum() < 5:
             continue

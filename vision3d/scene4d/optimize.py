@@ -307,11 +307,13 @@ class GFlow:
             stop = min([s for s in densify_at if s > step] + [iters])
             for _it in range(step, stop):
                 out = self.render(V, params=leaves)
-                loss = image_loss(out.colors[0], out.depth[0], out.alpha[0]) + self._iso(leaves["log_scales"])
+                iso = self._iso(leaves["log_scales"])
+                loss = image_loss(out.colors[0], out.depth[0], out.alpha[0]) + iso
                 if flow is not None:
                     idx, target = flow
                     uv, _ = self._project(leaves["means"][idx], V)
-                    loss = loss + self.cfg.lambda_flow * (uv - target).square().sum(1).mean()
+                    flow_term = self.cfg.lambda_flow * (uv - target).square().sum(1).mean()
+                    loss = loss + flow_term
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 for k, m in keep.items():
@@ -327,7 +329,11 @@ class GFlow:
                 prob = np.where(err > self.cfg.densify_error, err, 0.0)
                 self._spawn(image, depth_target, pose, prob / max(prob.sum(), 1e-12),
                             int(self.cfg.densify_ratio * self.cfg.n_init), self._moving_now)
-        return {"loss": float("nan") if loss is None else float(loss.detach())}
+        if loss is None:
+            return {"loss": float("nan")}
+        # the last iteration's loss and its isotropy and flow terms (the rest is photometric + depth)
+        return {"loss": float(loss.detach()), "loss_iso": float(iso.detach()),
+                "loss_flow": float(flow_term.detach()) if flow is not None else 0.0}
 
     def _flow_subset(self, flow_info):
         """``(index, target)`` of the Gaussians with a valid flow target (indices into the current arrays, which
@@ -361,9 +367,11 @@ class GFlow:
         guess = predict_next(self.poses)
         rvec, _ = cv2.Rodrigues(guess[:3, :3])
         tvec = guess[:3, 3:4].copy()
+        # the tolerance follows the resolution (flow errors in pixels grow with it): 1.5 px at short side 160
+        tol = 1.5 * max(1.0, min(self.W, self.H) / 160)
         try:
             good, rvec, tvec, inl = cv2.solvePnPRansac(X, x, self.K, None, rvec, tvec, useExtrinsicGuess=True,
-                                                       iterationsCount=200, reprojectionError=1.5,
+                                                       iterationsCount=200, reprojectionError=tol,
                                                        confidence=0.999, flags=cv2.SOLVEPNP_ITERATIVE)
         except cv2.error:
             return None
@@ -377,8 +385,9 @@ class GFlow:
     def _camera_step(self, image: np.ndarray, frame: FrameInput, inits: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
         """Camera only (Gaussians fixed): photometric loss of the still Gaussians outside moving regions, plus the
         flow of still Gaussians' projected centres. Starts from the first of ``inits`` (name → pose: PnP, then
-        constant velocity) unless its loss is over ``start_loss_ratio`` times another's; returns the pose and what
-        happened (start, loss before and after)."""
+        constant velocity) unless its loss is over ``start_loss_ratio`` times another's; returns the best pose it saw
+        (never worse than its start), stopping once converged (``cam_window``/``cam_converged``), and what happened
+        (start, loss before and after, how far it moved, iterations run)."""
         gt = torch.as_tensor(image, dtype=torch.float32, device=self.device)
         still = torch.nonzero(~self.moving).reshape(-1)
         first = next(iter(inits.values()))
@@ -418,17 +427,42 @@ class GFlow:
         omega = torch.full((3,), 1e-6, device=self.device, requires_grad=True)
         v = torch.zeros(3, device=self.device, requires_grad=True)
         opt, sched = self._optimiser(self.cfg.cam_iters, self.cfg.lr_cam, [omega, v])
-        for _ in range(self.cfg.cam_iters):
+        # the best increment seen, kept on the device (no host synchronisation in the loop): Adam on a noisy
+        # photometric loss can wander from a good start, and a frame fitted with a worse camera cannot recover
+        # (still Gaussians are frozen)
+        best = torch.full((), np.inf, device=self.device)
+        best_w, best_v = omega.detach().clone(), v.detach().clone()
+        window, last, ran = self.cfg.cam_window, None, 0
+        for it in range(self.cfg.cam_iters):
             loss = loss_at(apply_increment(base, omega, v))
+            with torch.no_grad():
+                better = loss.detach() < best
+                best = torch.where(better, loss.detach(), best)
+                best_w.copy_(torch.where(better, omega, best_w))
+                best_v.copy_(torch.where(better, v, best_v))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            ran = it + 1
+            if window > 0 and ran % window == 0 and ran < self.cfg.cam_iters and self.cfg.cam_converged > 0:
+                now = float(best)                   # converged: the best loss stopped improving
+                if last is not None and now > last * (1 - self.cfg.cam_converged):
+                    break
+                last = now
         with torch.no_grad():
             pose = apply_increment(base, omega, v)
             end = float(loss_at(pose, eager=True))
+            if float(best) < end:       # the last step was not the best one
+                omega.copy_(best_w)
+                v.copy_(best_v)
+                pose = apply_increment(base, omega, v)
+                end = float(best)
+        # how far the step moved the camera from its start (rotation in degrees, translation in scene units)
+        moved = {"cam_rot_deg": float(omega.detach().norm()) * 180 / np.pi, "cam_shift": float(v.detach().norm()),
+                 "cam_iters": ran}
         return pose.cpu().double().numpy(), {"pose_init": how, "cam_loss_start": start[how], "cam_loss_end": end,
-                                             **{f"cam_loss_{k}": val for k, val in start.items()}}
+                                             **moved, **{f"cam_loss_{k}": val for k, val in start.items()}}
 
     def _aligned_depth(self, frame: FrameInput, pose: np.ndarray) -> np.ndarray:
         """The depth prior of this frame, scaled and shifted to the render of the still Gaussians — where the two

@@ -165,35 +165,43 @@ class Scene4D:
         alive[self.moving_index[~self.moving_alive(t)]] = False
         return np.nonzero(alive)[0]
 
+    def positions_at(self, t: int, index: np.ndarray | None = None) -> np.ndarray:
+        """World position ``(N,3)`` of every Gaussian (or those in ``index``) at frame ``t``: still ones where they
+        are, moving ones at their state of frame ``t`` (NaN where they have none). One frame at a time: memory
+        stays that of one frame however long the video."""
+        t = self._check_frame(t)
+        sel = np.arange(len(self.moving)) if index is None else np.asarray(index, np.int64)
+        out = self.params["means"][sel].astype(np.float32)
+        col = np.full(len(self.moving), -1, np.int64)          # Gaussian → row of ``out``
+        col[sel] = np.arange(len(sel))
+        cm = col[self.moving_index]
+        out[cm[cm >= 0]] = np.nan
+        rows, vals = self.dynamic.at(t)
+        c = cm[rows]
+        out[c[c >= 0]] = vals["means"][c >= 0]
+        return out
+
+    def project(self, t: int, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel positions ``(n,2)`` of world points ``X (n,3)`` in frame ``t``'s camera, and whether each is in
+        front of it."""
+        V = self.world_to_cam[self._check_frame(t)]
+        cam = X @ V[:3, :3].T.astype(np.float32) + V[:3, 3].astype(np.float32)
+        z = cam[:, 2]
+        f, c = np.array([self.K[0, 0], self.K[1, 1]]), np.array([self.K[0, 2], self.K[1, 2]])
+        uv = (cam[:, :2] / np.where(np.abs(z) > 1e-9, z, 1e-9)[:, None] * f + c).astype(np.float32)
+        return uv, (z > 1e-6) & np.isfinite(z)
+
     def tracks3d(self, index: np.ndarray | None = None) -> np.ndarray:
         """World position of every Gaussian (or those in ``index``) at every frame ``(T,N,3)`` (still ones
-        constant; NaN where a moving one has no state)."""
-        sel = np.arange(len(self.moving)) if index is None else np.asarray(index, np.int64)
-        out = np.repeat(self.params["means"][sel][None].astype(np.float32), self.n_frames, 0)
-        col = np.full(len(self.moving), -1, np.int64)          # Gaussian → column of ``out``
-        col[sel] = np.arange(len(sel))
-        mi = self.moving_index
-        cm = col[mi]
-        out[:, cm[cm >= 0]] = np.nan
-        for t in range(self.n_frames):
-            rows, vals = self.dynamic.at(t)
-            c = cm[rows]
-            out[t, c[c >= 0]] = vals["means"][c >= 0]
-        return out
+        constant; NaN where a moving one has no state). Dense: for a subset, or small scenes (``positions_at``
+        gives one frame)."""
+        return np.stack([self.positions_at(t, index) for t in range(self.n_frames)])
 
     def tracks2d(self, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pixel projection of every Gaussian (or those in ``index``) in every frame ``(T,N,2)`` and whether it
-        is in front of the camera."""
-        X = self.tracks3d(index)
-        uv = np.empty((*X.shape[:2], 2), np.float32)
-        front = np.empty(X.shape[:2], bool)
-        f, c = np.array([self.K[0, 0], self.K[1, 1]]), np.array([self.K[0, 2], self.K[1, 2]])
-        for t in range(self.n_frames):           # a frame at a time: bounded temporaries on big scenes
-            cam = X[t] @ self.world_to_cam[t, :3, :3].T.astype(np.float32) + self.world_to_cam[t, :3, 3]
-            z = cam[:, 2]
-            uv[t] = cam[:, :2] / np.where(np.abs(z) > 1e-9, z, 1e-9)[:, None] * f + c
-            front[t] = (z > 1e-6) & np.isfinite(z)
-        return uv, front
+        is in front of the camera. Dense, like ``tracks3d``."""
+        per = [self.project(t, self.positions_at(t, index)) for t in range(self.n_frames)]
+        return np.stack([p[0] for p in per]), np.stack([p[1] for p in per])
 
     # ------------------------------------------------------------------------------------------------- files
     def save(self, path: str | Path) -> Path:

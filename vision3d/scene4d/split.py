@@ -5,7 +5,9 @@ A robust fundamental matrix (LMedS, as GFlow's ``move_seg.py``) is fit to the fo
 correspondences; each pixel's Sampson distance to it (pixels) is thresholded. A camera that barely translates
 makes F ill-posed (any epipole fits), so where the background motion is explained by a homography (pure rotation,
 static camera, distant scene) the homography residual is used instead; a pixel is moving only if it breaks both
-models. Masks are cleaned by a morphological opening and by dropping tiny components.
+models. In a video that choice is made over neighbouring frames (``smooth_choice``): the camera motion is shared
+by a shot's frames, while one frame's F alone can absorb a moving object. Masks are cleaned by a morphological
+opening and by dropping tiny components.
 """
 
 from __future__ import annotations
@@ -44,38 +46,85 @@ def sampson_distance(F: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> np.ndarra
     return np.sqrt(num / np.maximum(den, 1e-12))
 
 
-def moving_mask(flow: np.ndarray, occluded: np.ndarray | None = None, threshold_px: float = 1.0,
-                step: int = 4, min_area: float = 2e-4, rng: int = 0) -> SplitResult:
-    """Moving-pixel mask of the first frame of a pair from its forward flow ``(2,H,W)``.
+@dataclass
+class MotionFit:
+    """The camera-motion models of one flow field: a robust homography and fundamental matrix (None where the fit
+    failed) and ``h_score``: the homography's median residual over what it must reach to stand for the camera
+    motion alone (< 1: the background is a homography — a static or rotating camera, a distant scene — and F is
+    then ill-posed: any epipole fits, moving objects included)."""
 
-    ``occluded`` (forward–backward check) pixels are left out of the model fit and never called moving on their
-    own (their flow is unreliable). ``threshold_px`` is the distance to the camera-motion model above which a
-    pixel moves; it adapts upwards to 3× the median inlier distance when the flow is noisy.
-    """
+    H: np.ndarray | None
+    F: np.ndarray | None
+    h_score: float
+
+
+def _pixels(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     h, w = flow.shape[1:]
-    valid = np.isfinite(flow).all(0)
-    if occluded is not None:
-        valid &= ~occluded
-    p0, p1 = _correspondences(np.nan_to_num(flow), valid, step)
-    empty = SplitResult(np.zeros((h, w), bool), np.zeros((h, w), np.float32), "none", 0.0)
-    if len(p0) < 16:
-        return empty
-    cv2.setRNGSeed(rng)
     ys, xs = np.mgrid[0:h, 0:w]
     P0 = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
-    P1 = P0 + np.nan_to_num(flow).reshape(2, -1).T
-    H, _ = cv2.findHomography(p0, p1, cv2.LMEDS)
-    err_h = None
-    if H is not None:
-        q = np.concatenate([P0, np.ones((len(P0), 1))], 1) @ H.T
+    return P0, P0 + np.nan_to_num(flow).reshape(2, -1).T
+
+
+def _errors(fit: MotionFit, flow: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-pixel residuals (flat) of the flow under the homography (transfer error) and F (Sampson distance)."""
+    P0, P1 = _pixels(flow)
+    err_h = err_f = None
+    if fit.H is not None:
+        q = np.concatenate([P0, np.ones((len(P0), 1))], 1) @ fit.H.T
         err_h = np.linalg.norm(q[:, :2] / np.where(np.abs(q[:, 2:]) > 1e-9, q[:, 2:], 1e-9) - P1, axis=1)
+    if fit.F is not None:
+        err_f = sampson_distance(fit.F, P0, P1)
+    return err_h, err_f
+
+
+def _valid(flow: np.ndarray, occluded: np.ndarray | None) -> np.ndarray:
+    valid = np.isfinite(flow).all(0)
+    return valid & ~occluded if occluded is not None else valid
+
+
+def fit_motion(flow: np.ndarray, occluded: np.ndarray | None = None, threshold_px: float = 1.0, step: int = 4,
+               rng: int = 0) -> MotionFit | None:
+    """LMedS homography and fundamental matrix of the forward flow ``(2,H,W)`` on its reliable (not ``occluded``)
+    pixels, one in ``step``² of them; None with under 16 such pixels."""
+    valid = _valid(flow, occluded)
+    p0, p1 = _correspondences(np.nan_to_num(flow), valid, step)
+    if len(p0) < 16:
+        return None
+    cv2.setRNGSeed(rng)
+    H, _ = cv2.findHomography(p0, p1, cv2.LMEDS)
     F, _ = cv2.findFundamentalMat(p0, p1, cv2.FM_LMEDS)
-    err_f = sampson_distance(F[:3], P0, P1) if F is not None and F.shape[0] >= 3 else None
-    # a homography that explains the background as well as F does: static/rotating camera or a distant scene
+    fit = MotionFit(H, F[:3] if F is not None and F.shape[0] >= 3 else None, np.inf)
+    err_h, err_f = _errors(fit, flow)
     if err_h is not None:
-        med_h = float(np.median(err_h.reshape(h, w)[valid]))
-        if err_f is None or med_h < max(0.5 * threshold_px, 2 * float(np.median(err_f.reshape(h, w)[valid]))):
-            err_f = None
+        v = valid.reshape(-1)
+        need = 0.5 * threshold_px if err_f is None else max(0.5 * threshold_px, 2 * float(np.median(err_f[v])))
+        fit.h_score = float(np.median(err_h[v])) / need
+    return fit
+
+
+def smooth_choice(scores: list[float], radius: int = 3) -> list[bool]:
+    """Per frame, whether the homography alone stands for the camera motion: the median ``h_score`` of the frames
+    within ``radius`` is below 1. A shot's camera motion is shared by its frames, and one frame's F can absorb a
+    moving object on its own (DAVIS blackswan, 160p: one frame of a panning shot took F and lost the swan)."""
+    s = np.asarray(scores, np.float64)
+    return [bool(np.median(s[max(0, t - radius):t + radius + 1]) < 1) for t in range(len(s))]
+
+
+def mask_from_fit(flow: np.ndarray, fit: MotionFit | None, occluded: np.ndarray | None = None,
+                  threshold_px: float = 1.0, min_area: float = 2e-4, homography_only: bool | None = None) -> SplitResult:
+    """Moving-pixel mask of the first frame of a pair from its flow and camera-motion models: pixels that break
+    both models (only the homography when ``homography_only``; None: ``fit.h_score < 1``) by more than the
+    threshold, which adapts upwards to 3× the median residual when the flow is noisy; then a morphological
+    opening and closing and no components under ``min_area`` of the frame."""
+    h, w = flow.shape[1:]
+    valid = _valid(flow, occluded)
+    if fit is None:
+        return SplitResult(np.zeros((h, w), bool), np.zeros((h, w), np.float32), "none", 0.0)
+    err_h, err_f = _errors(fit, flow)
+    if homography_only is None:
+        homography_only = fit.h_score < 1
+    if err_h is not None and homography_only:
+        err_f = None
     if err_f is not None and err_h is not None:
         err, model = np.minimum(err_f, err_h), "fundamental"
     elif err_h is not None:
@@ -83,7 +132,7 @@ def moving_mask(flow: np.ndarray, occluded: np.ndarray | None = None, threshold_
     elif err_f is not None:
         err, model = err_f, "fundamental"
     else:
-        return empty
+        return SplitResult(np.zeros((h, w), bool), np.zeros((h, w), np.float32), "none", 0.0)
     err = err.reshape(h, w).astype(np.float32)
     thr = max(threshold_px, 3.0 * float(np.median(err[valid])))
     moving = (err > thr) & valid
@@ -94,3 +143,16 @@ def moving_mask(flow: np.ndarray, occluded: np.ndarray | None = None, threshold_
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(4, min_area * h * w)
     moving = keep[lab]
     return SplitResult(moving, err, model, float(((err <= thr) & valid).sum() / max(valid.sum(), 1)))
+
+
+def moving_mask(flow: np.ndarray, occluded: np.ndarray | None = None, threshold_px: float = 1.0,
+                step: int = 4, min_area: float = 2e-4, rng: int = 0) -> SplitResult:
+    """Moving-pixel mask of the first frame of a pair from its forward flow ``(2,H,W)``, on its own (a video
+    decides the model over neighbouring frames: ``fit_motion`` → ``smooth_choice`` → ``mask_from_fit``).
+
+    ``occluded`` (forward–backward check) pixels are left out of the model fit and never called moving on their
+    own (their flow is unreliable). ``threshold_px`` is the distance to the camera-motion model above which a
+    pixel moves; it adapts upwards to 3× the median inlier distance when the flow is noisy.
+    """
+    fit = fit_motion(flow, occluded, threshold_px, step, rng)
+    return mask_from_fit(flow, fit, occluded, threshold_px, min_area)
