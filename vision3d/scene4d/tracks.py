@@ -94,7 +94,9 @@ class Tracks:
             mxyz.append(np.asarray(vals["means"], np.float32))
             mptr[t + 1] = mptr[t] + len(rows)
         death = scene.death if scene.death is not None else np.full(len(scene.moving), -1)
-        cat = lambda parts, shape, dt: np.concatenate(parts) if parts else np.zeros(shape, dt)  # noqa: E731
+        def cat(parts, shape, dt):
+            return np.concatenate(parts) if parts else np.zeros(shape, dt)
+
         return cls(moving=scene.moving.astype(bool), birth=scene.birth.astype(np.int32),
                    death=death.astype(np.int32), xyz=scene.params["means"].astype(np.float32), ptr=ptr,
                    index=cat(idx, (0,), np.int32), uv=cat(uvs, (0, 2), np.float32),
