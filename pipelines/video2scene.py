@@ -39,6 +39,10 @@ class DepthConfig:
     source: str | None = None       # import: folder of depth maps
     kind: str | None = None
     scale: float | None = None
+    # geometric depth of larger frames measured at this short side and resized (0: full size). 240 halves its time
+    # at 480p (the paper preset's depth took a third of its 2-minute budget) at some cost in accuracy
+    # (docs/results.md); off until its effect on the 480p fit is measured
+    work_short_side: int = 0
 
 
 @dataclass
@@ -195,7 +199,7 @@ def stage_depth(ctx: StageContext) -> dict:
     kind = None
     secs = []
     for t, r in enumerate(estimate((_read_frame(p) for p in frames), c.method, source=c.source, kind=c.kind,
-                                   scale=c.scale, device=c.device)):
+                                   scale=c.scale, device=c.device, work_short_side=c.work_short_side)):
         _npy(ctx.out / f"{t:05d}.npy", r.depth, np.float32)
         kind = r.kind
         secs.append(r.seconds)
@@ -428,7 +432,7 @@ def stage_tracks(ctx: StageContext) -> dict:
     tracks = Tracks.from_scene(scene, extra)
     tracks.save(ctx.out / "tracks.npz")
     return {"n_tracks": len(tracks.moving), "n_queries": len(extra.get("queries", [])),
-            "rows": int(len(tracks.index))}
+            "rows": len(tracks.index)}
 
 
 def stage_masks(ctx: StageContext) -> dict:

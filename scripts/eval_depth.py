@@ -25,7 +25,9 @@ DATASETS = ["tartanair", "nyu", "kitti"]
 METHODS = ["constant", "geometric", "futuredepth", "primedepth"]
 # temporal-fusion variants, run on video datasets only (label → method, estimate() options)
 VARIANTS = {"futuredepth": [("futuredepth --no-temporal", {"temporal": False})],
-            "primedepth": [("primedepth --temporal", {"temporal": True})]}
+            "primedepth": [("primedepth --temporal", {"temporal": True})],
+            # what video2scene runs on frames above short side 240 (the paper preset's 480p)
+            "geometric": [("geometric at short side 240", {"work_short_side": 240})]}
 VIDEO_DATASETS = {"tartanair"}
 PAPER = {"futuredepth": "KITTI Eigen AbsRel 0.041 / δ1 0.984 (paper, trained on KITTI)",
          "primedepth": "zero-shot KITTI AbsRel 0.079 / δ1 0.937, NYUv2 0.058 / 0.966 (paper, SD 2.1 backbone)",

@@ -3,7 +3,8 @@
 #   - the per-iteration benchmark of the Gaussian step at 480p with a profiler table (also compiles gsplat;
 #     BENCH=0: only the compile);
 #   - the paper preset on DAVIS blackswan, all 50 frames at 854×480, scored (re-render PSNR/SSIM, J&F) and timed
-#     per stage (SKIP: stages left out, default renders; FRAMES: the first N frames only); the per-frame rows come
+#     per stage (SKIP: stages left out, default renders; FRAMES: the first N frames only; DEPTH_WORK: geometric
+#     depth measured at this short side, 0 = full size); the per-frame rows come
 #     back even when the time runs out;
 #   - the CUDA tests of the renderer and GFlow with the time that is left.
 # Everything lands in OUTDIR (at most 8 files). Data: $VISION3D_DATA/davis2016_480p. Wheels missing on the machine
@@ -33,7 +34,8 @@ fi
 LEFT=$(( BUDGET - 45 - $(elapsed) ))
 say "GFlow paper preset, blackswan, $LEFT s"
 timeout "$LEFT" python3 scripts/gpu_scene4d.py --seq "$SEQ" --preset paper --out /tmp/gpu_paper \
-  --skip "${SKIP:-renders}" ${FRAMES:+--max-frames $FRAMES} --result "$OUTDIR/gflow_paper.json"
+  --skip "${SKIP:-renders}" ${FRAMES:+--max-frames $FRAMES} --depth-work "${DEPTH_WORK:-0}" \
+  --result "$OUTDIR/gflow_paper.json"
 say "gflow paper rc=$?"
 ROWS=$(find /tmp/gpu_paper -name rows.json | head -1)
 [ -n "$ROWS" ] && cp "$ROWS" "$OUTDIR/paper_rows.json"

@@ -37,12 +37,15 @@ def main() -> None:
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--skip", default="renders", help="stages left out, comma-separated (renders needs PyAV)")
+    ap.add_argument("--depth-work", type=int, default=0,
+                    help="geometric depth measured at this short side and resized (0: full size)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--result", type=Path, required=True, help="JSON file for the scores and timings")
     a = ap.parse_args()
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = Video2SceneConfig.preset(a.preset)
     cfg.frames.max_frames = a.max_frames
+    cfg.depth.work_short_side = a.depth_work
     cfg.flow.device = cfg.depth.device = cfg.scene.device = dev
     anns = sorted((a.seq / "Annotations" / a.name).glob("*.png"))
     cfg.outputs.mask = str(anns[0])

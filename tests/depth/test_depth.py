@@ -92,6 +92,26 @@ def test_geometric_recovers_synthetic_depth(static_video):
     assert np.std(s) / np.mean(s) < 0.15
 
 
+def test_geometric_at_a_working_size():
+    """Larger frames measured at a smaller short side and resized back: full-size maps, still accurate."""
+    cfg = SynthConfig(width=320, height=240, n_frames=6, moving_fraction=0.0, static_camera_prob=0.0,
+                      camera_translation_px=(6.0, 10.0), camera_rotation_deg=(0.0, 0.3), texture_source="procedural")
+    seq = render_sequence(sample_scene(cfg, np.random.default_rng(3)))
+    full = list(estimate(list(seq.images), "geometric", K=seq.cameras.K[0], window=12))
+    work = list(estimate(list(seq.images), "geometric", K=seq.cameras.K[0], window=12, work_short_side=120))
+    assert [r.depth.shape for r in work] == [d.shape for d in seq.depth]
+    assert all(r.confidence.shape == d.shape for r, d in zip(work, seq.depth))
+    err = lambda res: np.mean([depth_metrics(r.depth, d, "relative", "median")["abs_rel"]  # noqa: E731
+                               for r, d in zip(res, seq.depth)])
+    const = np.mean([depth_metrics(np.ones_like(d), d, "relative", "median")["abs_rel"] for d in seq.depth])
+    # half the resolution costs accuracy at the layers' sharp edges (measured 0.39 vs 0.24 here; on TartanAir at
+    # 240 of 480: 0.568 vs 0.583) but the maps stay far better than a constant depth
+    assert err(work) < 0.5 * const and err(work) < 2 * err(full), (err(work), err(full), const)
+    # a working size at or above the frames' is the full-size computation
+    same = list(estimate(list(seq.images), "geometric", K=seq.cameras.K[0], window=12, work_short_side=240))
+    assert all(np.array_equal(a.depth, b.depth) for a, b in zip(full, same))
+
+
 def test_geometric_windows_chain_scale(static_video):
     seq = static_video
     one = [r.depth for r in estimate(list(seq.images), "geometric", K=seq.cameras.K[0], window=12)]

@@ -41,6 +41,9 @@ class GeometricConfig:
     # videos with at least this many pixels in all run in worker processes when there are 4 workers or more (the
     # pose refinement and much of the geometry hold the GIL: threads gave 1.4× on 16 cores); else threads
     process_pixels: int = 4_000_000
+    # frames whose short side is larger are measured at this short side and the result resized back (0: never):
+    # the flow, RANSAC and triangulation cost grows with the pixels, while a depth prior needs the shape
+    work_short_side: int = 0
 
 
 @dataclass
@@ -246,6 +249,8 @@ def geometric_depths(frames: list[np.ndarray], K: np.ndarray | None = None, cfg:
                          fix="use a learned method (futuredepth/primedepth) for single images")
     h, w = frames[0].shape[:2]
     K = guess_K(w, h, cfg.focal_guess) if K is None else np.asarray(K, np.float64)
+    if 0 < cfg.work_short_side < min(h, w):
+        return _at_work_size(frames, K, cfg, seed)
     out: list[tuple[np.ndarray, np.ndarray]] = []
     prev_depth, prev_conf = None, None
     # frames are independent until their scales are chained: workers do the flow and geometry, results in order;
@@ -264,6 +269,27 @@ def geometric_depths(frames: list[np.ndarray], K: np.ndarray | None = None, cfg:
     # express everything relative to the median depth of the first frame (one global unknown scale)
     ref = float(np.median(out[0][0]))
     return [(d / max(ref, 1e-9), c) for d, c in out]
+
+
+def _at_work_size(frames, K: np.ndarray, cfg: GeometricConfig, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``geometric_depths`` at short side ``cfg.work_short_side``, resized back: depth in inverse depth (linear
+    there, as the filling is), confidence linearly."""
+    import dataclasses
+
+    h, w = frames[0].shape[:2]
+    s = cfg.work_short_side / min(h, w)
+    ws, hs = max(2, round(w * s)), max(2, round(h * s))
+    sx, sy = ws / w, hs / h
+    Ks = np.array([[K[0, 0] * sx, 0, (K[0, 2] + 0.5) * sx - 0.5], [0, K[1, 1] * sy, (K[1, 2] + 0.5) * sy - 0.5],
+                   [0, 0, 1.0]])
+    small = [cv2.resize(f, (ws, hs), interpolation=cv2.INTER_AREA) for f in frames]
+    res = geometric_depths(small, Ks, dataclasses.replace(cfg, work_short_side=0), seed)
+
+    def up(a: np.ndarray) -> np.ndarray:
+        return cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    return [((1.0 / np.maximum(up(1.0 / np.maximum(d, 1e-9)), 1e-9)).astype(np.float32), up(c).astype(np.float32))
+            for d, c in res]
 
 
 _JOB: tuple | None = None      # (grey frames, K, config, seed) of the video a worker process is given

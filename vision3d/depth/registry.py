@@ -45,8 +45,11 @@ class DepthResult:
     seconds: float
 
 
-def _geometric(frames: Iterable[np.ndarray], K, window: int) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
-    from vision3d.depth.geometric import geometric_depths
+def _geometric(frames: Iterable[np.ndarray], K, window: int,
+               work_short_side: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+    from vision3d.depth.geometric import GeometricConfig, geometric_depths
+
+    cfg = GeometricConfig(work_short_side=work_short_side)
 
     buf: list[np.ndarray] = []
     last: np.ndarray | None = None  # depth of the previous window's last frame (the overlap), for the scale chain
@@ -54,7 +57,7 @@ def _geometric(frames: Iterable[np.ndarray], K, window: int) -> Iterator[tuple[n
     def run(chunk):
         nonlocal last
         t0 = time.perf_counter()
-        res = geometric_depths(chunk, K)
+        res = geometric_depths(chunk, K, cfg)
         if last is not None:
             res = [(d * float(np.median(last) / max(np.median(res[0][0]), 1e-9)), c) for d, c in res]
             res = res[1:]  # the overlap frame was already emitted
@@ -93,10 +96,12 @@ def _learned(frames: Iterable[np.ndarray], method: str, checkpoint, device,
 
 def estimate(frames: Iterable[np.ndarray], method: str = "geometric", *, K: np.ndarray | None = None,
              source=None, kind: str | None = None, scale: float | None = None,
-             window: int = 40, checkpoint=None, device="cpu", temporal: bool | None = None) -> Iterator[DepthResult]:
+             window: int = 40, checkpoint=None, device="cpu", temporal: bool | None = None,
+             work_short_side: int = 0) -> Iterator[DepthResult]:
     """Depth for every frame. ``K`` intrinsics (geometric; guessed when None); ``source``/``kind``/``scale``
     for ``import``; ``window`` frames per geometric chunk (bounded memory); ``temporal``: flow-guided fusion
-    of learned predictions (``depth.temporal``; None = on for video models such as futuredepth)."""
+    of learned predictions (``depth.temporal``; None = on for video models such as futuredepth);
+    ``work_short_side``: geometric depth of larger frames is measured at this short side (0: at full size)."""
     if method not in METHODS:
         raise InputError(f"unknown depth method {method!r}", fix=f"use one of {', '.join(METHODS)}")
     if method == "import":
@@ -115,5 +120,5 @@ def estimate(frames: Iterable[np.ndarray], method: str = "geometric", *, K: np.n
         return
     if window < 3:
         raise InputError(f"window {window} is too small", fix="use at least 3 frames per window")
-    for t, (d, c, dt) in enumerate(_geometric(frames, K, window)):
+    for t, (d, c, dt) in enumerate(_geometric(frames, K, window, work_short_side)):
         yield DepthResult(t, d, METHODS[method].kind, c, dt)

@@ -504,6 +504,7 @@ class GFlow:
         marks = {}                   # where the frame's time goes (seconds since ``tic``, phase by phase)
         cam = {"pose_init": "given"}     # where the camera's starting pose came from, and the camera step's losses
         made_room = 0
+        mse0 = float("nan")
         if self.t == 0:
             pose = np.eye(4) if frame.pose is None else np.asarray(frame.pose, np.float64)
             depth = initial_depth(frame.prior, self.kind)
@@ -530,7 +531,11 @@ class GFlow:
             depth = self._aligned_depth(frame, pose)
             flow_info = self._move_dynamic(frame, pose, depth)
             with torch.no_grad():       # new content: no match in the previous frame, or nothing rendered there
-                alpha = self.render(pose).alpha[0].cpu().numpy()
+                before = self.render(pose)
+                alpha = before.alpha[0].cpu().numpy()
+                # how well the scene fits before the Gaussian step (camera step + moved Gaussians): a diagnostic
+                # that tells a failed camera or prior (low here) from a Gaussian step that diverged (high here)
+                mse0 = float((before.colors[0].clamp(0, 1) - torch.as_tensor(image, device=self.device)).square().mean())
             new = (alpha < 0.5) | (frame.new_content if frame.new_content is not None else False)
             new_frac = float(new.mean())
             if new_frac > 0:
@@ -560,6 +565,7 @@ class GFlow:
         return {"frame": self.t, "psnr": -10 * np.log10(max(mse, 1e-10)), "n": self.n, "retired": retired,
                 "n_moving": int(self.moving.sum()), "moving_frac": float(np.mean(frame.moving)), "seconds": total,
                 "prior_corr": self._prior_corr if self.t > 0 else float("nan"), "made_room": made_room,
+                "psnr_before": -10 * np.log10(max(mse0, 1e-10)) if np.isfinite(mse0) else float("nan"),
                 **cam, **phases, **info}
 
     def _bound_sizes(self, pose: np.ndarray) -> None:
@@ -581,16 +587,27 @@ class GFlow:
         idx = torch.nonzero(self.moving).reshape(-1)
         if not len(idx) or frame.flow_in is None:
             return None
-        _, target, ok = self._flow_targets(self.p["means"][idx], frame.flow_in, frame.occluded_in)
+        uv0, target, ok = self._flow_targets(self.p["means"][idx], frame.flow_in, frame.occluded_in)
         okn = ok.cpu().numpy()
         tgt = target.cpu().numpy()
         tgt[:, 0] = np.clip(tgt[:, 0], 0, self.W - 1)
         tgt[:, 1] = np.clip(tgt[:, 1], 0, self.H - 1)
         d = bilinear(depth, tgt).reshape(-1)
+        # the object's Gaussians behind its visible surface (or where the flow is occluded) move with it too, by the
+        # flow at their projection, keeping their depth behind the surface: left in place they lag behind the
+        # object and its propagated mask trails it (blackswan: the tail grew, the neck was lost)
+        u0 = uv0.cpu().numpy()
+        Vp = self.poses[-1]
+        z0 = self.p["means"][idx].cpu().numpy().astype(np.float64) @ Vp[2, :3] + Vp[2, 3]
+        inside = (u0[:, 0] >= 0) & (u0[:, 0] <= self.W - 1) & (u0[:, 1] >= 0) & (u0[:, 1] <= self.H - 1) & (z0 > 1e-3)
+        behind = inside & ~okn & (self._prev_depth is not None)
+        if behind.any():
+            ds = bilinear(self._prev_depth, u0[behind]).reshape(-1)
+            d[behind] = np.where(ds > 0, z0[behind] + d[behind] - ds, z0[behind])
         from vision3d.scene4d.init import unproject
 
         moved = unproject(tgt, d, self.K, pose)
-        okn = okn & np.isfinite(moved).all(1) & (d > 0)
+        okn = (okn | behind) & np.isfinite(moved).all(1) & (d > 0)
         means = self.p["means"].clone()
         sel = idx[torch.as_tensor(okn, device=self.device)]
         means[sel] = torch.as_tensor(moved[okn], device=self.device)
