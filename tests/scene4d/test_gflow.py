@@ -253,26 +253,3 @@ def test_a_full_set_makes_room_by_retiring_what_matters_least():
     assert (g.archive["death"] == 1).all()            # gone from frame 1 on, kept in frame 0
     assert g._make_room() == 0                        # nothing more while there is room
 
-
-def test_hidden_moving_gaussians_move_with_the_object():
-    """A moving object's Gaussians behind its visible surface follow the flow too, at their depth behind it (left
-    in place they trail the object, and so does its propagated mask)."""
-    from vision3d.scene4d.init import unproject
-
-    W, H = 32, 24
-    K = np.array([[30.0, 0, 15.5], [0, 30.0, 11.5], [0, 0, 1]])
-    g = GFlow(GFlowConfig.fast(), K, W, H, "metric")
-    xy = np.array([[10.0, 12.0], [10.0, 12.0]])
-    means = unproject(xy, np.array([2.0, 2.5]), K, np.eye(4))          # one on the surface, one behind it
-    g._add({"means": means, "quats": np.tile([1.0, 0, 0, 0], (2, 1)), "log_scales": np.full((2, 3), -3.0),
-            "opacity_logits": np.full(2, 2.0), "colors": np.full((2, 3), 0.5)}, np.array([True, True]))
-    g.poses, g.t = [np.eye(4)], 1
-    g._prev_depth = np.full((H, W), 2.0, np.float32)                   # the previous frame's rendered surface
-    flow = np.zeros((2, H, W), np.float32)
-    flow[0] = 3.0                                                       # the object moves 3 px to the right
-    depth = np.full((H, W), 2.2, np.float32)                            # and 0.2 away from the camera
-    frame = FrameInput(np.zeros((H, W, 3), np.float32), depth, np.ones((H, W), bool), flow_in=flow)
-    g._move_dynamic(frame, np.eye(4), depth)
-    uv, z = g._project(g.p["means"], torch.eye(4))
-    np.testing.assert_allclose(uv.numpy(), [[13.0, 12.0], [13.0, 12.0]], atol=1e-4)
-    np.testing.assert_allclose(z.numpy(), [2.2, 2.7], atol=1e-4)         # the hidden one stays 0.5 behind

@@ -587,27 +587,16 @@ class GFlow:
         idx = torch.nonzero(self.moving).reshape(-1)
         if not len(idx) or frame.flow_in is None:
             return None
-        uv0, target, ok = self._flow_targets(self.p["means"][idx], frame.flow_in, frame.occluded_in)
+        _, target, ok = self._flow_targets(self.p["means"][idx], frame.flow_in, frame.occluded_in)
         okn = ok.cpu().numpy()
         tgt = target.cpu().numpy()
         tgt[:, 0] = np.clip(tgt[:, 0], 0, self.W - 1)
         tgt[:, 1] = np.clip(tgt[:, 1], 0, self.H - 1)
         d = bilinear(depth, tgt).reshape(-1)
-        # the object's Gaussians behind its visible surface (or where the flow is occluded) move with it too, by the
-        # flow at their projection, keeping their depth behind the surface: left in place they lag behind the
-        # object and its propagated mask trails it (blackswan: the tail grew, the neck was lost)
-        u0 = uv0.cpu().numpy()
-        Vp = self.poses[-1]
-        z0 = self.p["means"][idx].cpu().numpy().astype(np.float64) @ Vp[2, :3] + Vp[2, 3]
-        inside = (u0[:, 0] >= 0) & (u0[:, 0] <= self.W - 1) & (u0[:, 1] >= 0) & (u0[:, 1] <= self.H - 1) & (z0 > 1e-3)
-        behind = inside & ~okn & (self._prev_depth is not None)
-        if behind.any():
-            ds = bilinear(self._prev_depth, u0[behind]).reshape(-1)
-            d[behind] = np.where(ds > 0, z0[behind] + d[behind] - ds, z0[behind])
         from vision3d.scene4d.init import unproject
 
         moved = unproject(tgt, d, self.K, pose)
-        okn = (okn | behind) & np.isfinite(moved).all(1) & (d > 0)
+        okn = okn & np.isfinite(moved).all(1) & (d > 0)
         means = self.p["means"].clone()
         sel = idx[torch.as_tensor(okn, device=self.device)]
         means[sel] = torch.as_tensor(moved[okn], device=self.device)
