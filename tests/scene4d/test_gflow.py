@@ -214,8 +214,8 @@ def test_camera_step_starts_from_the_better_initial_pose():
         assert info["pose_init"] == want, info
         assert info[f"cam_loss_{want}"] < info[f"cam_loss_{'pnp' if want == 'velocity' else 'velocity'}"]
         assert info["cam_loss_end"] <= info["cam_loss_start"] + 1e-6
-    # a step size far too large makes Adam overshoot: the step still returns the best pose it saw, never one
-    # worse than its start, and the loss it reports is that pose's
+    # a step size far too large makes Adam overshoot: the step never returns a pose worse than its start
+    # (there, the start itself: the true pose)
     g.cfg = g.cfg.replace(lr_cam=0.3, cam_iters=12)
     pose, info = g._camera_step(imgs[1], frame, {"pnp": true})
     assert info["cam_loss_end"] <= info["cam_loss_start"] + 1e-6

@@ -385,9 +385,9 @@ class GFlow:
     def _camera_step(self, image: np.ndarray, frame: FrameInput, inits: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
         """Camera only (Gaussians fixed): photometric loss of the still Gaussians outside moving regions, plus the
         flow of still Gaussians' projected centres. Starts from the first of ``inits`` (name → pose: PnP, then
-        constant velocity) unless its loss is over ``start_loss_ratio`` times another's; returns the best pose it saw
-        (never worse than its start), stopping once converged (``cam_window``/``cam_converged``), and what happened
-        (start, loss before and after, how far it moved, iterations run)."""
+        constant velocity) unless its loss is over ``start_loss_ratio`` times another's; returns the final pose (the
+        start if the step made the loss worse), stopping once converged (``cam_window``/``cam_converged``), and what
+        happened (start, loss before and after, how far it moved, iterations run)."""
         gt = torch.as_tensor(image, dtype=torch.float32, device=self.device)
         still = torch.nonzero(~self.moving).reshape(-1)
         first = next(iter(inits.values()))
@@ -427,19 +427,15 @@ class GFlow:
         omega = torch.full((3,), 1e-6, device=self.device, requires_grad=True)
         v = torch.zeros(3, device=self.device, requires_grad=True)
         opt, sched = self._optimiser(self.cfg.cam_iters, self.cfg.lr_cam, [omega, v])
-        # the best increment seen, kept on the device (no host synchronisation in the loop): Adam on a noisy
-        # photometric loss can wander from a good start, and a frame fitted with a worse camera cannot recover
-        # (still Gaussians are frozen)
+        # the best loss seen, kept on the device (no host synchronisation in the loop), tells when the step has
+        # converged; the pose returned is the last one (the lowest-loss iterate trusts the loss's noise: TartanAir
+        # ATE 0.10–0.13 over three seeds against 0.06–0.09) unless it ends worse than it started
         best = torch.full((), np.inf, device=self.device)
-        best_w, best_v = omega.detach().clone(), v.detach().clone()
         window, last, ran = self.cfg.cam_window, None, 0
         for it in range(self.cfg.cam_iters):
             loss = loss_at(apply_increment(base, omega, v))
             with torch.no_grad():
-                better = loss.detach() < best
-                best = torch.where(better, loss.detach(), best)
-                best_w.copy_(torch.where(better, omega, best_w))
-                best_v.copy_(torch.where(better, v, best_v))
+                best = torch.minimum(best, loss.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -453,11 +449,10 @@ class GFlow:
         with torch.no_grad():
             pose = apply_increment(base, omega, v)
             end = float(loss_at(pose, eager=True))
-            if float(best) < end:       # the last step was not the best one
-                omega.copy_(best_w)
-                v.copy_(best_v)
-                pose = apply_increment(base, omega, v)
-                end = float(best)
+            if end > start[how]:        # Adam wandered off a good start: a worse camera cannot be undone later
+                omega.zero_()
+                v.zero_()
+                pose, end = base, start[how]
         # how far the step moved the camera from its start (rotation in degrees, translation in scene units)
         moved = {"cam_rot_deg": float(omega.detach().norm()) * 180 / np.pi, "cam_shift": float(v.detach().norm()),
                  "cam_iters": ran}
