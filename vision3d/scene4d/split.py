@@ -65,14 +65,15 @@ def _pixels(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return P0, P0 + np.nan_to_num(flow).reshape(2, -1).T
 
 
-def _errors(fit: MotionFit, flow: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Per-pixel residuals (flat) of the flow under the homography (transfer error) and F (Sampson distance)."""
+def _errors(fit: MotionFit, flow: np.ndarray, with_f: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-pixel residuals (flat) of the flow under the homography (transfer error) and F (Sampson distance;
+    not computed without ``with_f``)."""
     P0, P1 = _pixels(flow)
     err_h = err_f = None
     if fit.H is not None:
         q = np.concatenate([P0, np.ones((len(P0), 1))], 1) @ fit.H.T
         err_h = np.linalg.norm(q[:, :2] / np.where(np.abs(q[:, 2:]) > 1e-9, q[:, 2:], 1e-9) - P1, axis=1)
-    if fit.F is not None:
+    if fit.F is not None and with_f:
         err_f = sampson_distance(fit.F, P0, P1)
     return err_h, err_f
 
@@ -120,11 +121,9 @@ def mask_from_fit(flow: np.ndarray, fit: MotionFit | None, occluded: np.ndarray 
     valid = _valid(flow, occluded)
     if fit is None:
         return SplitResult(np.zeros((h, w), bool), np.zeros((h, w), np.float32), "none", 0.0)
-    err_h, err_f = _errors(fit, flow)
     if homography_only is None:
         homography_only = fit.h_score < 1
-    if err_h is not None and homography_only:
-        err_f = None
+    err_h, err_f = _errors(fit, flow, with_f=not (homography_only and fit.H is not None))
     if err_f is not None and err_h is not None:
         err, model = np.minimum(err_f, err_h), "fundamental"
     elif err_h is not None:
