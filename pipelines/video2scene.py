@@ -383,14 +383,16 @@ def stage_cameras(ctx: StageContext) -> dict:
 
 def _query_tracks(scene, queries: np.ndarray, run: Path) -> np.ndarray:
     """Track given pixels ``(Q,3)`` rows ``(t, x, y)``: the visible Gaussians projecting nearest to each query at
-    its frame carry it, by their mean displacement (inverse-distance weighted). Queries are taken frame by frame
-    (one frame's positions and render in memory at a time)."""
+    its frame carry it, by their mean displacement (inverse-distance weighted, over those present in each frame;
+    NaN where none is). Queries are taken frame by frame (one frame's positions and render in memory at a
+    time)."""
     T = scene.n_frames
     out = np.full((len(queries), T, 2), np.nan, np.float32)
     for q, (t, _, _) in enumerate(queries):
         if not 0 <= int(t) < T:
             raise InputError(f"query point {q} is at frame {int(t)}; the scene has frames 0..{T - 1}")
     ts = queries[:, 0].astype(int)
+    carriers: dict[int, tuple[np.ndarray, np.ndarray]] = {}     # query → (Gaussians that carry it, weights)
     for t in np.unique(ts):
         X = scene.positions_at(t)
         uv, front = scene.project(t, X)
@@ -405,14 +407,23 @@ def _query_tracks(scene, queries: np.ndarray, run: Path) -> np.ndarray:
             dist = np.linalg.norm(np.nan_to_num(uv, nan=1e9) - np.array([x, y]), axis=1)
             ok = surface if (surface & (dist < 3)).any() else base  # on the visible surface near it; else nearest
             dist[~ok] = np.inf
-            near = np.argsort(dist)[:4]
+            near = np.argpartition(dist, 4)[:4] if len(dist) > 4 else np.arange(len(dist))   # the 4 nearest
             near = near[np.isfinite(dist[near])]
             if not len(near):
                 continue
-            wts = 1.0 / (dist[near] + 0.5)
-            uvn, _ = scene.tracks2d(near)
-            disp = uvn - uvn[t][None]
-            out[q] = np.array([x, y]) + np.nansum(disp * wts[None, :, None], 1) / wts.sum()
+            carriers[q] = near, 1.0 / (dist[near] + 0.5)
+    if not carriers:
+        return out
+    # the carriers' tracks once for all queries (per query, each would be a pass over every frame)
+    used = np.unique(np.concatenate([near for near, _ in carriers.values()]))
+    uv_used, _ = scene.tracks2d(used)
+    for q, (near, wts) in carriers.items():
+        uvn = uv_used[:, np.searchsorted(used, near)]
+        disp = uvn - uvn[ts[q]][None]
+        # weighted over the carriers present in each frame; NaN where none is (not a track frozen in place)
+        w = np.where(np.isfinite(disp).all(2), wts[None], 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[q] = queries[q, 1:] + np.nansum(disp * w[..., None], 1) / w.sum(1)[:, None]
     return out
 
 
