@@ -17,6 +17,7 @@ import numpy as np
 
 from vision3d.errors import InputError
 from vision3d.runner import ProgressFn, Runner, RunResult, Stage, StageContext
+from vision3d.scene4d.segment import PropagateConfig
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Video2SceneConfig:
     scene: SceneConfig = field(default_factory=SceneConfig)
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
     renders: RendersConfig = field(default_factory=RendersConfig)
+    masks: PropagateConfig = field(default_factory=PropagateConfig)
 
     @classmethod
     def preset(cls, name: str) -> Video2SceneConfig:
@@ -448,72 +450,52 @@ def stage_tracks(ctx: StageContext) -> dict:
 
 def stage_masks(ctx: StageContext) -> dict:
     """Per-frame moving-object masks (the moving Gaussians' rendered coverage); with a first-frame object mask,
-    that object's Gaussians propagated through the video (``object/NNNNN.png``): the Gaussians under the mask
-    carry its label, Gaussians of the object's motion class born later inside the previous frame's object mask
-    (carried by the backward flow) take it too, and each frame's mask is where the labelled Gaussians make most of
-    the rendered opacity."""
+    that object propagated through the video (``object/NNNNN.png``) by the backward flow, the labelled Gaussians
+    or both (``vision3d.scene4d.segment``)."""
     scene = _scene(ctx.run_dir)
-    obj = None
-    if "mask" in ctx.inputs:
-        import cv2
-
-        from vision3d.flow.consistency import sample_at
-
-        m = _read_mask(ctx.inputs["mask"])
-        m = cv2.resize(m.astype(np.uint8), (scene.width, scene.height), interpolation=cv2.INTER_NEAREST) > 0
-        g0 = scene.gaussians_at(0)
-        d0 = _render(g0, scene.world_to_cam[0], scene.K, scene.width, scene.height).depth[0].numpy()
-        X = scene.positions_at(0)
-        uv0, front0 = scene.project(0, X)
-        z = X @ scene.world_to_cam[0][2, :3] + scene.world_to_cam[0][2, 3]
-        u0 = np.nan_to_num(uv0, nan=-1.0)
-        xi = np.clip(np.round(u0[:, 0]), 0, scene.width - 1).astype(int)
-        yi = np.clip(np.round(u0[:, 1]), 0, scene.height - 1).astype(int)
-        inside = (uv0[:, 0] >= 0) & (uv0[:, 0] <= scene.width - 1) & (uv0[:, 1] >= 0) & \
-            (uv0[:, 1] <= scene.height - 1) & front0 & (scene.birth == 0)
-        obj = inside & m[yi, xi] & (z <= d0[yi, xi] * 1.15 + 1e-6)   # in the mask and on its visible surface
-        # the object's motion class (moving or still, by most of its Gaussians): newborns of the other class
-        # inside its mask are its surroundings, which a flow-carried mask reaches as its edges drift
-        obj_moving = bool(scene.moving[obj].mean() > 0.5) if obj.any() else True
-        (ctx.out / "object").mkdir()
     fr = []
-    obj_mask = None        # the object's mask in the previous frame
     for t in range(scene.n_frames):
         _, moving = scene.split_at(t)
-        V = scene.world_to_cam[t]
-        a = _render(moving, V, scene.K, scene.width, scene.height).alpha[0].numpy() if len(moving) else \
-            np.zeros((scene.height, scene.width), np.float32)
+        a = _render(moving, scene.world_to_cam[t], scene.K, scene.width, scene.height).alpha[0].numpy() \
+            if len(moving) else np.zeros((scene.height, scene.width), np.float32)
         _png_mask(ctx.out / f"{t:05d}.png", a > 0.5)
         fr.append(float((a > 0.5).mean()))
-        if obj is not None:
-            new = np.nonzero((scene.birth == t) & scene.exists(t))[0] if t > 0 else np.zeros(0, int)
-            if len(new):
-                # Gaussians born now inside the object's previous mask, carried here by the backward flow, join
-                # it: densification refines the object's surface with newborns, which would otherwise hide it
-                bw = np.load(ctx.dep("flow") / f"bw_{t - 1:05d}.npy")
-                prior = sample_at(obj_mask[None].astype(np.float32), bw)[0] > 0.5
-                u, f = scene.project(t, scene.positions_at(t, new))
-                u = np.nan_to_num(u, nan=-1.0)
-                xi = np.clip(np.round(u[:, 0]), 0, scene.width - 1).astype(int)
-                yi = np.clip(np.round(u[:, 1]), 0, scene.height - 1).astype(int)
-                on = f & (u[:, 0] >= 0) & (u[:, 0] <= scene.width - 1) & (u[:, 1] >= 0) & \
-                    (u[:, 1] <= scene.height - 1) & prior[yi, xi] & (scene.moving[new] == obj_moving)
-                obj[new[on]] = True
-            share, alpha = _object_share(scene, obj, t)
-            obj_mask = (share > 0.5) & (alpha > 0.3)
-            _png_mask(ctx.out / "object" / f"{t:05d}.png", obj_mask)
         ctx.progress(t + 1, scene.n_frames)
-    return {"moving_fraction": float(np.mean(fr)), "object": obj is not None}
+    if "mask" not in ctx.inputs:
+        return {"moving_fraction": float(np.mean(fr)), "object": False}
+    import cv2
+
+    m = _read_mask(ctx.inputs["mask"])
+    m = cv2.resize(m.astype(np.uint8), (scene.width, scene.height), interpolation=cv2.INTER_NEAREST) > 0
+    (ctx.out / "object").mkdir()
+    area = []
+    for t, mask in enumerate(propagate_object(ctx.run_dir, scene, m, ctx.config)):
+        _png_mask(ctx.out / "object" / f"{t:05d}.png", mask)
+        area.append(float(mask.mean()))
+    return {"moving_fraction": float(np.mean(fr)), "object": True, "object_fraction": float(np.mean(area))}
 
 
-def _object_share(scene, obj: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
-    """The labelled Gaussians' share of frame ``t``'s rendered opacity (occluded by everything in front of them),
-    and the rendered alpha."""
-    idx = np.nonzero(scene.exists(t))[0]
-    out = _render(scene.gaussians_at(t), scene.world_to_cam[t], scene.K, scene.width, scene.height,
-                  features=obj[idx].astype(np.float32)[:, None])
-    alpha = out.alpha[0].numpy()
-    return out.features[0, ..., 0].numpy() / np.maximum(alpha, 1e-6), alpha
+def propagate_object(run: Path, scene, mask0: np.ndarray, cfg: PropagateConfig):
+    """Masks of the object given by ``mask0`` (frame 0, at the scene's size) in every frame of a run whose flow,
+    split and scene stages are done (an iterator, a frame at a time)."""
+    from vision3d.flow.consistency import fb_occlusion
+    from vision3d.scene4d.segment import propagate_mask
+
+    def render(t: int, features: np.ndarray):
+        out = _render(scene.gaussians_at(t), scene.world_to_cam[t], scene.K, scene.width, scene.height,
+                      features=features)
+        return out.features[0, ..., 0].numpy(), out.alpha[0].numpy(), out.depth[0].numpy()
+
+    def backward_flow(t: int) -> np.ndarray:
+        return np.load(run / "flow" / f"bw_{t - 1:05d}.npy").astype(np.float32)
+
+    def moving_mask(t: int) -> np.ndarray:
+        return _read_mask(run / "split" / f"{t:05d}.png")
+
+    def uncovered(t: int) -> np.ndarray:
+        return fb_occlusion(backward_flow(t), np.load(run / "flow" / f"fw_{t - 1:05d}.npy").astype(np.float32))
+
+    return propagate_mask(scene, mask0, render, backward_flow, moving_mask, cfg, uncovered)
 
 
 def orbit_poses(scene, n: int, radius_frac: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
@@ -605,7 +587,8 @@ def video2scene_stages(c: Video2SceneConfig) -> list[Stage]:
               outputs=["trajectory_tum.txt", "transforms.json", "colmap"]),
         Stage("tracks", stage_tracks, None, deps=["scene"], version=2,   # 2: rows per frame (vision3d-tracks/2)
               files=["query_points"] if c.outputs.query_points else [], outputs=["tracks.npz"]),
-        Stage("masks", stage_masks, None, deps=["scene", "flow"], files=["mask"] if c.outputs.mask else []),
+        Stage("masks", stage_masks, c.masks, deps=["scene", "flow", "split"], version=2,  # 2: propagation methods
+              files=["mask"] if c.outputs.mask else []),
         Stage("renders", stage_renders, c.renders, deps=["scene", "masks"],
               outputs=["rerender.mp4", "novel_orbit.mp4", "depth.mp4", "metrics.json"]),
     ]

@@ -31,7 +31,7 @@ def test_video2scene_outputs_resume_tracks_masks(tmp_path):
     np.savetxt(queries, [[0, 20, 20], [1, 30, 25]])
     run = tmp_path / "run"
     res = v3d("video2scene", SAMPLE / "clip.mp4", "-o", run, "--max-frames", "4", *FAST, "--query-points", queries,
-              "--mask", mask0)
+              "--mask", mask0, "--mask-method", "fused")       # fused: flow, Gaussians and the split all take part
     assert res.returncode == 0, res.stderr
     assert "video2scene finished" in res.stdout and "PSNR" in res.stdout
     m = load_manifest(run)["metrics"]
@@ -65,7 +65,7 @@ def test_video2scene_outputs_resume_tracks_masks(tmp_path):
     assert len(metrics["per_frame"]) == T and m["renders.psnr"] > 15
     # re-running resumes (nothing recomputed); export-frame writes a standard 3DGS file
     again = v3d("video2scene", SAMPLE / "clip.mp4", "-o", run, "--max-frames", "4", *FAST, "--query-points", queries,
-                "--mask", mask0)
+                "--mask", mask0, "--mask-method", "fused")
     assert again.returncode == 0 and "0 stage(s) ran" in again.stdout, again.stdout
     exp = v3d("export-frame", run, "--frame", "-1", "-o", tmp_path / "last.ply")
     assert exp.returncode == 0, exp.stderr
@@ -120,7 +120,9 @@ def test_bad_inputs(tmp_path):
     assert_one_line_error(v3d("video2scene", SAMPLE / "clip.mp4", "-o", tmp_path / "r3", "--preset", "slow"),
                           "preset")
     assert_one_line_error(v3d("video2scene", SAMPLE / "clip.mp4", "-o", tmp_path / "r4", "--K", "1,2,3"), "--K")
-    assert not (tmp_path / "r1").exists() and not (tmp_path / "r3").exists()
+    assert_one_line_error(v3d("video2scene", SAMPLE / "clip.mp4", "-o", tmp_path / "r5", "--mask-method", "hull"),
+                          "--mask-method")
+    assert not any((tmp_path / r).exists() for r in ("r1", "r3", "r5"))
 
 
 def test_eval_scene4d_on_the_synthetic_sample(tmp_path):

@@ -32,22 +32,41 @@ def eval_davis(seq: Path, annotations: Path, run_dir: Path, cfg, progress=None) 
     cfg.outputs.mask = str(anns[0])
     m, secs = _run(seq, run_dir, cfg, progress)
     T, w, h = m["frames.n_frames"], m["frames.width"], m["frames.height"]
-    return {"frames": T, "size": f"{w}x{h}", "psnr": m["renders.psnr"], "ssim": m["renders.ssim"],
-            **mask_scores(run_dir / "masks" / "object", anns, T), "seconds": secs, "gaussians": m["scene.n_gaussians"]}
+    masks = {"": run_dir / "masks" / "object"}
+    for method in ("flow", "gaussians", "fused"):       # every propagation method on the same fit, beside the run's
+        if method != cfg.masks.method:
+            masks[f"_{method}"] = _propagated(run_dir, anns[0], method)
+    out = {"frames": T, "size": f"{w}x{h}", "psnr": m["renders.psnr"], "ssim": m["renders.ssim"],
+           "mask_method": cfg.masks.method, "seconds": secs, "gaussians": m["scene.n_gaussians"]}
+    for suffix, pred in masks.items():
+        out.update({k + suffix: v for k, v in mask_scores(pred, anns, T).items()})
+    return out
 
 
-def mask_scores(pred_dir: Path, anns: list[Path], n_frames: int) -> dict:
-    """DAVIS J (region IoU), F (contour accuracy) and their mean over frames 1..T-1 of propagated masks
-    (``pred_dir/NNNNN.png``) against annotations resized to the masks' size."""
+def _propagated(run_dir: Path, first: Path, method: str) -> list[np.ndarray]:
+    """The first annotation propagated through a finished run with another method (``masks`` stage's)."""
+    from pipelines.video2scene import propagate_object
+    from vision3d.scene4d.scene import Scene4D
+    from vision3d.scene4d.segment import PropagateConfig
+
+    scene = Scene4D.load(run_dir)
+    m = cv2.imread(str(first), cv2.IMREAD_GRAYSCALE) > 127
+    m = cv2.resize(m.astype(np.uint8), (scene.width, scene.height), interpolation=cv2.INTER_NEAREST) > 0
+    return list(propagate_object(run_dir, scene, m, PropagateConfig(method=method)))
+
+
+def mask_scores(pred: Path | list[np.ndarray], anns: list[Path], n_frames: int) -> dict:
+    """DAVIS J (region IoU), F (contour accuracy) and their mean over frames 1..T-1 of propagated masks (a folder
+    of ``NNNNN.png`` or a list of arrays) against annotations resized to the masks' size."""
     from vision3d.scene4d.metrics import contour_accuracy, region_similarity
 
     J, F = [], []
     for t in range(1, min(n_frames, len(anns))):
-        pred = cv2.imread(str(pred_dir / f"{t:05d}.png"), cv2.IMREAD_GRAYSCALE) > 127
+        p = pred[t] if isinstance(pred, list) else cv2.imread(str(pred / f"{t:05d}.png"), cv2.IMREAD_GRAYSCALE) > 127
         gt = cv2.imread(str(anns[t]), cv2.IMREAD_GRAYSCALE)
-        gt = cv2.resize((gt > 127).astype(np.uint8), pred.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
-        J.append(region_similarity(pred, gt))
-        F.append(contour_accuracy(pred, gt))
+        gt = cv2.resize((gt > 127).astype(np.uint8), p.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+        J.append(region_similarity(p, gt))
+        F.append(contour_accuracy(p, gt))
     j, f = float(np.mean(J)), float(np.mean(F))
     return {"J": j, "F": f, "JF": (j + f) / 2}
 

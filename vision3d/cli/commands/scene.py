@@ -28,6 +28,8 @@ def video2scene(
     query_points: Optional[Path] = typer.Option(None, "--query-points",
                                                 help="rows 't x y' (processing pixels) to track, .txt or .npy"),
     mask: Optional[Path] = typer.Option(None, "--mask", help="first-frame object mask (PNG) to propagate"),
+    mask_method: str = typer.Option("flow", "--mask-method",
+                                    help="how --mask is carried: flow | gaussians (GFlow's) | fused"),
     force: Optional[str] = typer.Option(None, "--force", help="recompute this stage and those after it ('all')"),
 ) -> None:
     """Reconstruct a video as a 4D scene (GFlow): cameras, still + moving Gaussians, tracks, masks, videos."""
@@ -36,6 +38,7 @@ def video2scene(
     from vision3d.core.device import resolve_device
     from vision3d.core.frames import open_frames
     from vision3d.errors import InputError
+    from vision3d.scene4d.segment import METHODS
 
     cfg = Video2SceneConfig.preset(preset)
     src = open_frames(video)   # validate before any run folder appears
@@ -74,6 +77,9 @@ def video2scene(
             raise InputError("does not exist", path=p, fix="check the path")
     cfg.outputs.query_points = str(query_points) if query_points else None
     cfg.outputs.mask = str(mask) if mask else None
+    if mask_method not in METHODS:
+        raise InputError(f"--mask-method {mask_method!r} is unknown", fix=f"use one of {', '.join(METHODS)}")
+    cfg.masks.method = mask_method
     with stage_progress(OPTS.verbosity) as cb:
         result = run_video2scene(video, out, cfg, force=force, progress=cb)
     m = result.manifest["metrics"]
