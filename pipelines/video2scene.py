@@ -69,6 +69,14 @@ class OutputsConfig:
 
 
 @dataclass
+class TracksConfig:
+    # how --query-points are tracked: flow (the optical flow chained from the query's frame both ways) or
+    # gaussians (the nearest Gaussians carry them, the flow where none is left); flow stays on the object longer
+    # on real video (docs/results.md)
+    query_method: str = "flow"
+
+
+@dataclass
 class RendersConfig:
     orbit_frames: int = 60
     fps: float = 15.0
@@ -84,6 +92,7 @@ class Video2SceneConfig:
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
     renders: RendersConfig = field(default_factory=RendersConfig)
     masks: PropagateConfig = field(default_factory=PropagateConfig)
+    tracks: TracksConfig = field(default_factory=TracksConfig)
 
     @classmethod
     def preset(cls, name: str) -> Video2SceneConfig:
@@ -383,17 +392,30 @@ def stage_cameras(ctx: StageContext) -> dict:
     return {"path_length": float(np.linalg.norm(np.diff(c, axis=0), axis=1).sum()), "focal_px": float(cams.K[0, 0, 0])}
 
 
-def _query_tracks(scene, queries: np.ndarray, run: Path) -> np.ndarray:
-    """Track given pixels ``(Q,3)`` rows ``(t, x, y)``: the visible Gaussians projecting nearest to each query at
-    its frame carry it, by their mean displacement (inverse-distance weighted, over those present in each frame;
-    NaN where none is). Queries are taken frame by frame (one frame's positions and render in memory at a
-    time)."""
+def query_tracks(scene, queries: np.ndarray, run: Path, method: str = "flow") -> tuple[np.ndarray, np.ndarray]:
+    """Track given pixels ``(Q,3)`` rows ``(t, x, y)`` through a finished run. ``flow``: the optical flow chained
+    from each query's frame, forwards and backwards (``fill_with_flow``). ``gaussians``: the visible Gaussians
+    projecting nearest to each query at its frame carry it, by their mean displacement (inverse-distance weighted,
+    over those present in each frame), and the flow where none is left. NaN where a chain ends (the point leaves
+    the image or is occluded). Returns the tracks ``(Q,T,2)`` and their source per frame (1 the query or the
+    Gaussians, 2 the flow, 0 none). One frame's positions and render in memory at a time."""
+    from vision3d.scene4d.tracks import fill_with_flow
+
+    if method not in ("flow", "gaussians"):
+        raise InputError(f"unknown query tracking method {method!r}", fix="use flow or gaussians")
     T = scene.n_frames
     out = np.full((len(queries), T, 2), np.nan, np.float32)
     for q, (t, _, _) in enumerate(queries):
         if not 0 <= int(t) < T:
             raise InputError(f"query point {q} is at frame {int(t)}; the scene has frames 0..{T - 1}")
     ts = queries[:, 0].astype(int)
+
+    def flow(kind: str):
+        return lambda t: np.load(run / "flow" / f"{kind}_{t:05d}.npy").astype(np.float32)
+
+    if method == "flow":
+        out[np.arange(len(queries)), ts] = queries[:, 1:]
+        return fill_with_flow(out, flow("fw"), flow("bw"), scene.width, scene.height)
     carriers: dict[int, tuple[np.ndarray, np.ndarray]] = {}     # query → (Gaussians that carry it, weights)
     for t in np.unique(ts):
         X = scene.positions_at(t)
@@ -414,8 +436,13 @@ def _query_tracks(scene, queries: np.ndarray, run: Path) -> np.ndarray:
             if not len(near):
                 continue
             carriers[q] = near, 1.0 / (dist[near] + 0.5)
-    if not carriers:
-        return out
+    if carriers:
+        _carry_queries(scene, queries, ts, carriers, out)
+    return fill_with_flow(out, flow("fw"), flow("bw"), scene.width, scene.height)
+
+
+def _carry_queries(scene, queries: np.ndarray, ts: np.ndarray, carriers: dict, out: np.ndarray) -> None:
+    """Fill ``out[q]`` with the weighted mean displacement of each query's carrier Gaussians."""
     # the carriers' tracks once for all queries (per query, each would be a pass over every frame)
     used = np.unique(np.concatenate([near for near, _ in carriers.values()]))
     uv_used, _ = scene.tracks2d(used)
@@ -426,26 +453,28 @@ def _query_tracks(scene, queries: np.ndarray, run: Path) -> np.ndarray:
         w = np.where(np.isfinite(disp).all(2), wts[None], 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[q] = queries[q, 1:] + np.nansum(disp * w[..., None], 1) / w.sum(1)[:, None]
-    return out
 
 
 def stage_tracks(ctx: StageContext) -> dict:
     """Every Gaussian is a track: per-frame pixel positions and world positions (``tracks.npz``, format
-    ``vision3d-tracks/2``: rows per frame for the Gaussians of that frame; ``Tracks.load`` reads it)."""
+    ``vision3d-tracks/2``: rows per frame for the Gaussians of that frame; ``Tracks.load`` reads it); with
+    ``--query-points``, the tracks of those pixels (``query_tracks``, ``query_source``)."""
     from vision3d.scene4d.tracks import Tracks
 
     scene = _scene(ctx.run_dir)
-    extra = {}
+    extra, metrics = {}, {}
     qp = ctx.inputs.get("query_points")
     if qp:
         q = np.load(qp) if str(qp).endswith(".npy") else np.loadtxt(qp, ndmin=2)
         if q.ndim != 2 or q.shape[1] != 3:
             raise InputError(f"query points must be rows of (t, x, y), got shape {q.shape}", path=qp)
-        extra = {"queries": q.astype(np.float32), "query_tracks": _query_tracks(scene, q, ctx.run_dir)}
+        tracks, source = query_tracks(scene, q, ctx.run_dir, ctx.config.query_method)
+        extra = {"queries": q.astype(np.float32), "query_tracks": tracks, "query_source": source}
+        metrics["query_frames_by_flow"] = float((source == 2).mean())
     tracks = Tracks.from_scene(scene, extra)
     tracks.save(ctx.out / "tracks.npz")
     return {"n_tracks": len(tracks.moving), "n_queries": len(extra.get("queries", [])),
-            "rows": len(tracks.index)}
+            "rows": len(tracks.index), **metrics}
 
 
 def stage_masks(ctx: StageContext) -> dict:
@@ -585,7 +614,7 @@ def video2scene_stages(c: Video2SceneConfig) -> list[Stage]:
               outputs=["scene4d.npz"]),
         Stage("cameras", stage_cameras, None, deps=["scene"],
               outputs=["trajectory_tum.txt", "transforms.json", "colmap"]),
-        Stage("tracks", stage_tracks, None, deps=["scene"], version=2,   # 2: rows per frame (vision3d-tracks/2)
+        Stage("tracks", stage_tracks, c.tracks, deps=["scene", "flow"], version=3,  # 3: query tracks continued by flow
               files=["query_points"] if c.outputs.query_points else [], outputs=["tracks.npz"]),
         Stage("masks", stage_masks, c.masks, deps=["scene", "flow", "split"], version=2,  # 2: propagation methods
               files=["mask"] if c.outputs.mask else []),

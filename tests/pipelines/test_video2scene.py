@@ -51,6 +51,7 @@ def test_video2scene_outputs_resume_tracks_masks(tmp_path):
     assert str(np.load(run / "tracks" / "tracks.npz")["format"]) == "vision3d-tracks/2"
     assert tr.extra["query_tracks"].shape == (2, T, 2)
     assert np.allclose(tr.extra["query_tracks"][0, 0], [20, 20], atol=1e-3)   # a track starts at its query
+    assert tr.extra["query_source"].shape == (2, T) and tr.extra["query_source"][1, 1] == 1   # its own frame
     assert len(list((run / "masks").glob("*.png"))) == T and len(list((run / "masks" / "object").glob("*.png"))) == T
     obj0 = cv2.imread(str(run / "masks" / "object" / "00000.png"), cv2.IMREAD_GRAYSCALE) > 127
     gt0 = cv2.resize(gt["moving"][0].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
@@ -122,7 +123,9 @@ def test_bad_inputs(tmp_path):
     assert_one_line_error(v3d("video2scene", SAMPLE / "clip.mp4", "-o", tmp_path / "r4", "--K", "1,2,3"), "--K")
     assert_one_line_error(v3d("video2scene", SAMPLE / "clip.mp4", "-o", tmp_path / "r5", "--mask-method", "hull"),
                           "--mask-method")
-    assert not any((tmp_path / r).exists() for r in ("r1", "r3", "r5"))
+    assert_one_line_error(v3d("video2scene", SAMPLE / "clip.mp4", "-o", tmp_path / "r6", "--track-method", "x"),
+                          "--track-method")
+    assert not any((tmp_path / r).exists() for r in ("r1", "r3", "r5", "r6"))
 
 
 def test_eval_scene4d_on_the_synthetic_sample(tmp_path):

@@ -61,3 +61,28 @@ def test_not_a_tracks_file(tmp_path):
     np.savez(tmp_path / "y.npz", a=np.zeros(3))
     with pytest.raises(InputError, match="not a vision3d tracks"):
         Tracks.load(tmp_path / "y.npz")
+
+
+def test_fill_with_flow_continues_tracks_exactly_and_stops_where_it_must():
+    from vision3d.scene4d.tracks import fill_with_flow
+
+    H, W, T = 40, 60, 6
+    d = np.array([1.5, -0.5], np.float32)                  # a constant translation per frame: exact ground truth
+    fw = np.broadcast_to(d[:, None, None], (2, H, W)).copy()
+    nan = np.full(2, np.nan, np.float32)
+    start = np.array([10.0, 20.0], np.float32)
+    truth = start + np.arange(T)[:, None] * d
+    given = np.stack([
+        np.where(np.arange(T)[:, None] <= 1, truth, nan),   # carriers gone after frame 1 → forward
+        np.where(np.arange(T)[:, None] >= 3, truth, nan),   # query at frame 3 → backward to frame 0
+        np.where(np.arange(T)[:, None] == 0, [55.0, 5.0], nan),   # leaves the image at x > 59
+    ])
+    out, src = fill_with_flow(given, lambda t: fw, lambda t: -fw, W, H)
+    np.testing.assert_allclose(out[0], truth, atol=1e-4)
+    np.testing.assert_allclose(out[1], truth, atol=1e-4)
+    np.testing.assert_array_equal(src[0], [1, 1, 2, 2, 2, 2])
+    np.testing.assert_array_equal(src[1], [2, 2, 2, 1, 1, 1])
+    assert np.isfinite(out[2, :3]).all() and np.isnan(out[2, 3:]).all() and (src[2, 3:] == 0).all()
+    # a backward flow that disagrees (an occlusion) stops the chain
+    out, src = fill_with_flow(given[:1], lambda t: fw, lambda t: np.zeros_like(fw), W, H)
+    assert (src[0] == [1, 1, 0, 0, 0, 0]).all() and np.isnan(out[0, 2:]).all()

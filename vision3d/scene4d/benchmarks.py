@@ -40,7 +40,36 @@ def eval_davis(seq: Path, annotations: Path, run_dir: Path, cfg, progress=None) 
            "mask_method": cfg.masks.method, "seconds": secs, "gaussians": m["scene.n_gaussians"]}
     for suffix, pred in masks.items():
         out.update({k + suffix: v for k, v in mask_scores(pred, anns, T).items()})
+    for method in ("flow", "gaussians"):
+        out[f"track_on_object_{method}"] = track_on_object(run_dir, anns, method)
     return out
+
+
+def track_on_object(run_dir: Path, anns: list[Path], method: str, n: int = 100) -> float:
+    """A tracking check without point ground truth: ``n`` query points drawn (seeded) inside the first annotation
+    (eroded by 2 px) are tracked with ``method``; the share of them tracked and inside the annotation, averaged
+    over frames 1..T-1 (1 = every track stays on the object)."""
+    from pipelines.video2scene import query_tracks
+    from vision3d.scene4d.scene import Scene4D
+
+    scene = Scene4D.load(run_dir)
+    w, h, T = scene.width, scene.height, min(scene.n_frames, len(anns))
+    gts = [cv2.resize((cv2.imread(str(a), cv2.IMREAD_GRAYSCALE) > 127).astype(np.uint8), (w, h),
+                      interpolation=cv2.INTER_NEAREST) > 0 for a in anns[:T]]
+    ys, xs = np.nonzero(cv2.erode(gts[0].astype(np.uint8), np.ones((5, 5), np.uint8)))
+    if not len(xs):
+        return float("nan")
+    k = np.random.default_rng(0).choice(len(xs), min(n, len(xs)), replace=False)
+    q = np.stack([np.zeros(len(k)), xs[k], ys[k]], 1).astype(np.float32)
+    tr, _ = query_tracks(scene, q, run_dir, method)
+    share = []
+    for t in range(1, T):
+        ok = np.isfinite(tr[:, t]).all(1)
+        p = np.round(np.nan_to_num(tr[:, t])).astype(int)
+        on = ok & (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
+        on[on] = gts[t][p[on, 1], p[on, 0]]
+        share.append(on.mean())
+    return float(np.mean(share))
 
 
 def _propagated(run_dir: Path, first: Path, method: str) -> list[np.ndarray]:

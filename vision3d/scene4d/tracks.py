@@ -153,3 +153,41 @@ class Tracks:
                    moving_ptr=np.concatenate([[0], np.cumsum(mcounts)]).astype(np.int64),
                    moving_index=nn[mv].astype(np.int32), moving_xyz=X[tt[mv], nn[mv]].astype(np.float32),
                    extra={k: v for k, v in d.items() if k != "format"})
+
+
+def fill_with_flow(tracks: np.ndarray, forward, backward, width: int, height: int,
+                   max_fb_px: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Continue point tracks ``(Q,T,2)`` through the frames where they are NaN by chaining the optical flow from
+    the nearest frame that has a position: forward after it (``forward(t)``: flow ``t → t+1``, ``(2,H,W)``) and
+    backward before it (``backward(t)``: flow ``t+1 → t``). A chain stops where the point leaves the image or the
+    forward–backward check fails (it is occluded). Returns the tracks and ``source (Q,T)`` int8: 0 none, 1 given,
+    2 carried by the flow. One frame's flow at a time; vectorised over the points."""
+    import cv2
+
+    out = tracks.astype(np.float32).copy()
+    T = out.shape[1]
+    source = np.where(np.isfinite(out).all(2), 1, 0).astype(np.int8)
+
+    def sample(field: np.ndarray, p: np.ndarray) -> np.ndarray:
+        m = cv2.remap(np.ascontiguousarray(np.moveaxis(field, 0, -1), np.float32), p[None, :, 0].astype(np.float32),
+                      p[None, :, 1].astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return m[0]
+
+    def step(t_from: int, t_to: int, there, back) -> None:
+        todo = np.nonzero((source[:, t_to] == 0) & (source[:, t_from] > 0))[0]
+        if not len(todo):
+            return
+        p = out[todo, t_from]
+        f = there(min(t_from, t_to))
+        q = p + sample(f, p)
+        b = back(min(t_from, t_to))
+        ok = (np.linalg.norm(q + sample(b, q) - p, axis=1) <= max_fb_px) & (q[:, 0] >= 0) & \
+            (q[:, 0] <= width - 1) & (q[:, 1] >= 0) & (q[:, 1] <= height - 1)
+        out[todo[ok], t_to] = q[ok]
+        source[todo[ok], t_to] = 2
+
+    for t in range(T - 1):                              # forward, after each track's last given frame
+        step(t, t + 1, forward, backward)
+    for t in range(T - 1, 0, -1):                       # backward, before its first
+        step(t, t - 1, backward, forward)
+    return out, source

@@ -27,6 +27,8 @@ def video2scene(
     iterations: float = typer.Option(1.0, "--iterations", help="scale the preset's iteration counts (quality/time)"),
     query_points: Optional[Path] = typer.Option(None, "--query-points",
                                                 help="rows 't x y' (processing pixels) to track, .txt or .npy"),
+    track_method: str = typer.Option("flow", "--track-method",
+                                     help="how --query-points are tracked: flow | gaussians (GFlow's)"),
     mask: Optional[Path] = typer.Option(None, "--mask", help="first-frame object mask (PNG) to propagate"),
     mask_method: str = typer.Option("flow", "--mask-method",
                                     help="how --mask is carried: flow | gaussians (GFlow's) | fused"),
@@ -80,6 +82,9 @@ def video2scene(
     if mask_method not in METHODS:
         raise InputError(f"--mask-method {mask_method!r} is unknown", fix=f"use one of {', '.join(METHODS)}")
     cfg.masks.method = mask_method
+    if track_method not in ("flow", "gaussians"):
+        raise InputError(f"--track-method {track_method!r} is unknown", fix="use flow or gaussians")
+    cfg.tracks.query_method = track_method
     with stage_progress(OPTS.verbosity) as cb:
         result = run_video2scene(video, out, cfg, force=force, progress=cb)
     m = result.manifest["metrics"]
