@@ -68,6 +68,9 @@ class OutputsConfig:
     mask: str | None = None           # first-frame object mask to propagate (any size; resized)
 
 
+QUERY_METHODS = ("flow", "gaussians")
+
+
 @dataclass
 class TracksConfig:
     # how --query-points are tracked: flow (the optical flow chained from the query's frame both ways) or
@@ -401,8 +404,8 @@ def query_tracks(scene, queries: np.ndarray, run: Path, method: str = "flow") ->
     Gaussians, 2 the flow, 0 none). One frame's positions and render in memory at a time."""
     from vision3d.scene4d.tracks import fill_with_flow
 
-    if method not in ("flow", "gaussians"):
-        raise InputError(f"unknown query tracking method {method!r}", fix="use flow or gaussians")
+    if method not in QUERY_METHODS:
+        raise InputError(f"unknown query tracking method {method!r}", fix=f"use one of {', '.join(QUERY_METHODS)}")
     T = scene.n_frames
     out = np.full((len(queries), T, 2), np.nan, np.float32)
     for q, (t, _, _) in enumerate(queries):
@@ -507,6 +510,8 @@ def stage_masks(ctx: StageContext) -> dict:
 def propagate_object(run: Path, scene, mask0: np.ndarray, cfg: PropagateConfig):
     """Masks of the object given by ``mask0`` (frame 0, at the scene's size) in every frame of a run whose flow,
     split and scene stages are done (an iterator, a frame at a time)."""
+    import functools
+
     from vision3d.flow.consistency import fb_occlusion
     from vision3d.scene4d.segment import propagate_mask
 
@@ -515,6 +520,7 @@ def propagate_object(run: Path, scene, mask0: np.ndarray, cfg: PropagateConfig):
                       features=features)
         return out.features[0, ..., 0].numpy(), out.alpha[0].numpy(), out.depth[0].numpy()
 
+    @functools.lru_cache(maxsize=1)          # read once per frame by the carry and the uncovered check
     def backward_flow(t: int) -> np.ndarray:
         return np.load(run / "flow" / f"bw_{t - 1:05d}.npy").astype(np.float32)
 

@@ -2,8 +2,9 @@
 optical flow, by the fitted scene's Gaussians (GFlow's segmentation use), or by both.
 
 The flow carries the previous mask back-to-front (each pixel of frame ``t`` takes the mask where its backward
-flow lands, kept soft between frames); pixels the forward–backward check finds newly uncovered are background revealed behind the moving
-object, not the object, and leave the mask (without that the mask grows at the object's trailing edge).
+flow lands, kept soft between frames); pixels the forward–backward check finds newly uncovered are background
+revealed behind the moving object, not the object, and leave the mask (without that the mask grows at the
+object's trailing edge).
 
 GFlow labels the Gaussians under the first mask and draws their projection. On real video the labels drift: the
 object's Gaussians that the still/moving split called still stay where they were, densification covers the object

@@ -35,7 +35,7 @@ def video2scene(
     force: Optional[str] = typer.Option(None, "--force", help="recompute this stage and those after it ('all')"),
 ) -> None:
     """Reconstruct a video as a 4D scene (GFlow): cameras, still + moving Gaussians, tracks, masks, videos."""
-    from pipelines.video2scene import Video2SceneConfig, run_video2scene
+    from pipelines.video2scene import QUERY_METHODS, Video2SceneConfig, run_video2scene
     from vision3d.cli.progress import stage_progress
     from vision3d.core.device import resolve_device
     from vision3d.core.frames import open_frames
@@ -82,8 +82,8 @@ def video2scene(
     if mask_method not in METHODS:
         raise InputError(f"--mask-method {mask_method!r} is unknown", fix=f"use one of {', '.join(METHODS)}")
     cfg.masks.method = mask_method
-    if track_method not in ("flow", "gaussians"):
-        raise InputError(f"--track-method {track_method!r} is unknown", fix="use flow or gaussians")
+    if track_method not in QUERY_METHODS:
+        raise InputError(f"--track-method {track_method!r} is unknown", fix=f"use one of {', '.join(QUERY_METHODS)}")
     cfg.tracks.query_method = track_method
     with stage_progress(OPTS.verbosity) as cb:
         result = run_video2scene(video, out, cfg, force=force, progress=cb)
