@@ -162,16 +162,14 @@ def fill_with_flow(tracks: np.ndarray, forward, backward, width: int, height: in
     backward before it (``backward(t)``: flow ``t+1 → t``). A chain stops where the point leaves the image or the
     forward–backward check fails (it is occluded). Returns the tracks and ``source (Q,T)`` int8: 0 none, 1 given,
     2 carried by the flow. One frame's flow at a time; vectorised over the points."""
-    import cv2
+    from vision3d.scene4d.init import bilinear
 
     out = tracks.astype(np.float32).copy()
     T = out.shape[1]
     source = np.where(np.isfinite(out).all(2), 1, 0).astype(np.int8)
 
     def sample(field: np.ndarray, p: np.ndarray) -> np.ndarray:
-        m = cv2.remap(np.ascontiguousarray(np.moveaxis(field, 0, -1), np.float32), p[None, :, 0].astype(np.float32),
-                      p[None, :, 1].astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return m[0]
+        return bilinear(np.moveaxis(field, 0, -1), p)
 
     def step(t_from: int, t_to: int, there, back) -> None:
         todo = np.nonzero((source[:, t_to] == 0) & (source[:, t_from] > 0))[0]
