@@ -80,6 +80,23 @@ def test_initial_depth_kinds():
         initial_depth(inv, "disparity")
 
 
+def test_prior_outliers_stay_within_the_scene_depths():
+    """A prior pixel far outside the depths the scene holds (a failed match: 0.002× or 70× the median) is clipped
+    to the scene's span widened 2× — unclipped, GFlow put Gaussians there, a hair in front of the camera."""
+    rng = np.random.default_rng(0)
+    rendered = rng.uniform(1.0, 3.0, (40, 50))
+    prior = rendered.copy()
+    prior[5, :10], prior[20, :10] = 0.002, 70.0
+    d = align_to_render(prior, "relative", rendered, np.ones_like(rendered), affine=(1.0, 0.0))
+    lo, hi = np.percentile(rendered, [2, 98])
+    assert d.min() >= lo / 2 - 1e-6 and d.max() <= 2 * hi + 1e-6
+    assert np.allclose(d[10:19], rendered[10:19], atol=1e-5)        # the rest as the prior says
+    inv = align_to_render(1 / prior, "inverse", rendered, np.ones_like(rendered), affine=(1.0, 0.0))
+    assert inv.min() >= lo / 2 - 1e-4 and inv.max() <= 2 * hi + 1e-4
+    r = initial_depth(np.where(rng.random((40, 50)) < 0.002, 1e-4, rendered), "relative")    # the first frame too
+    assert r.min() >= 0.5 * np.percentile(r, 2) - 1e-6
+
+
 @pytest.mark.parametrize("kind", ["metric", "inverse"])
 def test_align_to_render_recovers_scale_and_shift(kind):
     rng = np.random.default_rng(0)

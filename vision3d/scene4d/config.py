@@ -36,6 +36,10 @@ class GFlowConfig:
     prior_min_corr: float = 0.5
     prior_trust: float = 0.3            # relative disagreement with the rendered still scene beyond which the
                                         # prior is not used at a pixel (0: always used)
+    # a moving Gaussian re-unprojected along the flow changes its depth by at most this share per frame: the
+    # prior at a moving object is often the background's (geometric depth fills it from around) or an outlier,
+    # and blackswan's moved Gaussians jumped 0.05–18× in depth from one frame to the next (0: no bound)
+    max_depth_change: float = 0.3
     start_loss_ratio: float = 1.5      # the camera step starts from PnP unless its loss is this many times the
                                         # constant-velocity guess's (a failed PnP: 1.8 vs 0.21 on TartanAir)
     # the camera step stops early once its best loss has improved by less than ``cam_converged`` (relative) over

@@ -548,6 +548,10 @@ class GFlow:
             self._archive(weak & (self.birth < self.t), self.t)
             self._keep(torch.sigmoid(self.p["opacity_logits"]) > cfg.prune_opacity)
             out = self.render(pose)
+            # Gaussians within a tenth of the median depth of the camera (diagnostic: a failed prior once put a
+            # tenth of them there, and any camera motion then scattered them over the frame)
+            z = self._project(self.p["means"], torch.as_tensor(pose, dtype=torch.float32, device=self.device))[1]
+            n_near = int((z < 0.1 * z.median()).sum()) if self.n else 0
             self._record = self._record_now()     # before retirement: this frame was fitted with them
             retired = self._retire(pose, out.depth[0], out.alpha[0]) if self.t > 0 else 0
         self._prev_depth = np.where(out.alpha[0].cpu().numpy() > 0.9, out.depth[0].cpu().numpy(), 0.0)
@@ -558,7 +562,8 @@ class GFlow:
         ends = [(k, marks[k]) for k in ("camera", "prepare", "gaussians") if k in marks] + [("finish", total)]
         phases = {f"s_{k}": round(e - b, 4) for (k, e), b in zip(ends, [0.0] + [e for _, e in ends[:-1]])}
         return {"frame": self.t, "psnr": -10 * np.log10(max(mse, 1e-10)), "n": self.n, "retired": retired,
-                "n_moving": int(self.moving.sum()), "moving_frac": float(np.mean(frame.moving)), "seconds": total,
+                "n_moving": int(self.moving.sum()), "n_near": n_near, "moving_frac": float(np.mean(frame.moving)),
+                "seconds": total,
                 "prior_corr": self._prior_corr if self.t > 0 else float("nan"), "made_room": made_room,
                 "psnr_before": -10 * np.log10(max(mse0, 1e-10)) if np.isfinite(mse0) else float("nan"),
                 **cam, **phases, **info}
@@ -577,8 +582,9 @@ class GFlow:
         self.p["log_scales"] = torch.minimum(self.p["log_scales"], cap)
 
     def _move_dynamic(self, frame: FrameInput, pose: np.ndarray, depth: np.ndarray):
-        """Move each moving Gaussian to ``uv + flow(uv)`` and re-unproject it with this frame's depth; returns the
-        flow targets (index, target pixels, validity) for C2's flow loss."""
+        """Move each moving Gaussian to ``uv + flow(uv)`` and re-unproject it with this frame's depth (within
+        ``max_depth_change`` of its own); returns the flow targets (index, target pixels, validity) for C2's flow
+        loss."""
         idx = torch.nonzero(self.moving).reshape(-1)
         if not len(idx) or frame.flow_in is None:
             return None
@@ -588,6 +594,11 @@ class GFlow:
         tgt[:, 0] = np.clip(tgt[:, 0], 0, self.W - 1)
         tgt[:, 1] = np.clip(tgt[:, 1], 0, self.H - 1)
         d = bilinear(depth, tgt).reshape(-1)
+        if self.cfg.max_depth_change > 0:       # depth changes little between frames; the prior can jump
+            _, z = self._project(self.p["means"][idx], torch.as_tensor(pose, dtype=torch.float32, device=self.device))
+            z = z.cpu().numpy()
+            r = 1 + self.cfg.max_depth_change
+            d = np.where(z > 0, np.clip(d, z / r, z * r), d)
         from vision3d.scene4d.init import unproject
 
         moved = unproject(tgt, d, self.K, pose)

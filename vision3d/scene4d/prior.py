@@ -46,7 +46,8 @@ def initial_depth(prior: np.ndarray, kind: str, near_far: tuple[float, float] = 
     if kind == "inverse":
         near, far = near_far
         return (1 / np.clip(a * x + b, 1 / far, 1 / near)).astype(np.float32)
-    return np.clip(a * x + b, 1e-3, None).astype(np.float32)
+    z = a * x + b
+    return within_scene(z, z[ok]).astype(np.float32) if a > 0 else np.clip(z, 1e-3, None).astype(np.float32)
 
 
 def _overlap(prior, kind, rendered, weight, min_pixels):
@@ -70,11 +71,19 @@ def align_to_render(prior: np.ndarray, kind: str, rendered: np.ndarray, weight: 
     x, y, w = ov
     a, b = affine if affine is not None else _robust_affine(x, y, w)
     filled = np.where(np.isfinite(prior), prior, np.median(x)).astype(np.float64)   # holes: the typical value
-    out = a * filled + b
-    floor = max(float(np.percentile(y, 1)) * 0.2, 1e-6)
+    out = within_scene(a * filled + b, y)
     if kind == "inverse":
-        return (1.0 / np.maximum(out, floor)).astype(np.float32)
-    return np.maximum(out, floor).astype(np.float32)
+        return (1.0 / out).astype(np.float32)
+    return out.astype(np.float32)
+
+
+def within_scene(values: np.ndarray, scene: np.ndarray, margin: float = 2.0) -> np.ndarray:
+    """``values`` clipped to the span of ``scene`` (its 2nd–98th percentiles) widened ``margin`` times each way:
+    a prior pixel far outside the depths the scene holds is a failed measurement, and a Gaussian unprojected with
+    it lands a hair in front of the camera (blackswan at 480p: a tenth of the Gaussians, and frames that
+    collapsed to 10 dB once the camera moved) or far behind everything."""
+    lo, hi = np.percentile(scene, [2, 98])
+    return np.clip(values, max(float(lo) / margin, 1e-6), max(float(hi) * margin, 2e-6))
 
 
 def fit_prior_affine(prior: np.ndarray, kind: str, rendered: np.ndarray, weight: np.ndarray,
