@@ -41,8 +41,9 @@ class DepthConfig:
     kind: str | None = None
     scale: float | None = None
     # geometric depth of larger frames measured at this short side and resized (0: full size). 240 halves its time
-    # at 480p (the paper preset's depth took a third of its 2-minute budget) at some cost in accuracy
-    # (docs/results.md); off until its effect on the 480p fit is measured
+    # on 2 cores at 480p, at some cost in accuracy (docs/results.md); on a 16-core GPU machine it was no faster
+    # (43.5 s for blackswan's 50 frames, 40.9 s at full size in an earlier run), and the 480p fit with it re-renders
+    # at 37.5 dB, so it stays off by default
     work_short_side: int = 0
 
 

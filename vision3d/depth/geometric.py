@@ -344,11 +344,9 @@ def _densify(depth, conf, valid, out, cfg: GeometricConfig, h: int, w: int) -> n
         inv = push_pull_fill(inv_obs, conf * valid)
         keep = valid & (conf >= cfg.keep_confidence)  # trusted pixels keep their triangulated value
         inv = np.where(keep, inv_obs, inv)
-        # bounds on inverse depth: nothing farther than twice the far end of the well-measured pixels, nothing
-        # nearer than half their near end (a wrong match looks like a huge parallax: blackswan's water and swan
-        # gave depths of 0.002× the median, and GFlow put Gaussians there, a hair in front of the camera)
-        lo, hi = np.percentile(inv[keep] if keep.sum() > 100 else inv[valid], [5, 95])
-        dense = (1.0 / np.clip(inv, max(0.5 * float(lo), 1e-9), max(2.0 * float(hi), 2e-9))).astype(np.float32)
+        # a floor on inverse depth: nothing farther than twice the far end of the well-measured pixels
+        floor = 0.5 * float(np.percentile(inv[keep] if keep.sum() > 100 else inv[valid], 5))
+        dense = (1.0 / np.maximum(inv, max(floor, 1e-9))).astype(np.float32)
     elif out:
         dense = out[-1][0].copy()
     else:
