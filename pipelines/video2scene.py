@@ -488,7 +488,7 @@ def stage_masks(ctx: StageContext) -> dict:
     scene = _scene(ctx.run_dir)
     fr = []
     for t in range(scene.n_frames):
-        _, moving = scene.split_at(t)
+        moving = scene.moving_at(t)
         a = _render(moving, scene.world_to_cam[t], scene.K, scene.width, scene.height).alpha[0].numpy() \
             if len(moving) else np.zeros((scene.height, scene.width), np.float32)
         _png_mask(ctx.out / f"{t:05d}.png", a > 0.5)

@@ -63,6 +63,8 @@ def test_gflow_tracks_camera_and_objects(tmp_path):
     assert np.allclose(back.gaussians_at(3).means, scene.gaussians_at(3).means)
     still, moving = back.split_at(2)
     assert len(still) + len(moving) == len(back.gaussians_at(2, born_by_t=False)) and len(moving) > 0
+    only = back.moving_at(2)
+    assert np.array_equal(only.means, moving.means) and np.array_equal(only.colors, moving.colors)
 
 
 @pytest.mark.parametrize("trust,change", [(0.3, 0.3), (0.3, 0.0), (0.0, 0.3), (0.0, 0.0)])

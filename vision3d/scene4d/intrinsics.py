@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from vision3d.core.camera import fov_to_focal
+from vision3d.core.parallel import ordered_map
 
 DEFAULT_FOV_DEG = 60.0
 TRUNCATE_PX = 1.0
@@ -49,12 +50,14 @@ def estimate_focal(flows: list[np.ndarray], width: int, height: int, step: int =
         pairs.append((p0, p0 + d[:, ok].T.astype(np.float64)))
     if not pairs:
         return default, f"default {DEFAULT_FOV_DEG:.0f}° horizontal field of view (too little motion to estimate)"
-    scores = []
-    for fov in fovs_deg:
+
+    def score(fov: float) -> float:
         fpx = fov_to_focal(np.deg2rad(fov), width)
         K = np.array([[fpx, 0, (width - 1) / 2], [0, fpx, (height - 1) / 2], [0, 0, 1]])
-        scores.append(np.mean([_score(p0, p1, K) for p0, p1 in pairs]))
-    scores = np.array(scores)
+        return float(np.mean([_score(p0, p1, K) for p0, p1 in pairs]))
+
+    # candidates in parallel threads (OpenCV's robust fit releases the GIL and seeds its per-thread generator)
+    scores = np.array(list(ordered_map(score, fovs_deg)))
     best = int(np.argmin(scores))
     spread = (np.percentile(scores, 75) - scores[best]) / max(scores[best], 1e-9)
     if not np.isfinite(scores[best]) or spread < MIN_SPREAD or best in (0, len(scores) - 1):

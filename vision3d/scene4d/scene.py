@@ -148,6 +148,19 @@ class Scene4D:
         is_mov = self.moving[self.alive_index(t)]
         return g.subset(~is_mov), g.subset(is_mov)
 
+    def moving_at(self, t: int) -> Gaussians:
+        """The moving Gaussians alive at frame ``t`` (``split_at(t)[1]``) without building the still ones: the
+        per-frame moving-object masks need only these."""
+        t = self._check_frame(t)
+        mi = self.moving_index
+        p = {k: v[mi] for k, v in self.params.items()}
+        rows, vals = self.dynamic.at(t)
+        for k in DYNAMIC:
+            p[k][rows] = vals[k]
+        g = Gaussians(means=p["means"], quats=p["quats"], log_scales=p["log_scales"],
+                      opacity_logits=p["opacity_logits"], colors=p["colors"])
+        return g.subset(self.moving_alive(t))
+
     def exists(self, t: int) -> np.ndarray:
         """``(N,)`` which Gaussians are part of frame ``t``: born by then, not yet retired, and (moving ones)
         with a state at ``t``."""
@@ -206,6 +219,7 @@ class Scene4D:
     # ------------------------------------------------------------------------------------------------- files
     def save(self, path: str | Path) -> Path:
         from vision3d.io.atomic import atomic_path
+        from vision3d.io.npz import write_npz
 
         arrays = {f"p_{k}": v.astype(np.float32) for k, v in self.params.items()}
         arrays.update({f"d_{k}": v.astype(np.float16 if k not in ("means", "log_scales") else np.float32)
@@ -219,7 +233,7 @@ class Scene4D:
         if self.death is not None:
             arrays["death"] = self.death.astype(np.int32)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            write_npz(f, arrays)
         return Path(path)
 
     @classmethod
