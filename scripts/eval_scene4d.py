@@ -1,7 +1,7 @@
 """Evaluate video → 4D (GFlow, ``video2scene``) on the real data in ../shared/data and the shipped synthetic clip;
 write ``docs/results/scene4d.csv`` and the table between the ``scene4d-table`` markers in ``docs/results.md``.
 
-    python scripts/eval_scene4d.py [--runs blackswan tartanair-geometric tartanair-import synth] [--preset fast]
+    python scripts/eval_scene4d.py [--runs blackswan tartanair-geometric tartanair-import synth synth-import] [--preset fast]
 
 ``--davis`` runs every DAVIS sequence in the shared data instead (blackswan and ``davis_extra``), each cut to
 ``--max-frames``, and writes ``docs/results/scene4d_davis.csv`` and the ``scene4d-davis-table`` block with the
@@ -26,11 +26,11 @@ from vision3d.io.markdown import replace_marked_block
 from vision3d.scene4d import benchmarks
 
 REPO = Path(__file__).resolve().parents[1]
-RUNS = ["blackswan", "tartanair-geometric", "tartanair-import", "synth"]
+RUNS = ["blackswan", "tartanair-geometric", "tartanair-import", "synth", "synth-import"]
 PAPER = {"blackswan": "DAVIS (30 videos) PSNR 29.74 / SSIM 0.9205; 10–20 min per video on an RTX A5000",
          "tartanair-geometric": "Sintel ATE 0.124 / RPE_t 0.039 / RPE_r 0.599 (MASt3R depth)",
          "tartanair-import": "Sintel ATE 0.124 / RPE_t 0.039 / RPE_r 0.599 (MASt3R depth)",
-         "synth": "—"}
+         "synth": "—", "synth-import": "—"}
 
 
 def davis_sequences() -> dict[str, Path]:
@@ -49,8 +49,8 @@ def run_one(name: str, preset: str, out: Path, max_frames: int | None = None) ->
         return benchmarks.eval_davis(seq, Path(str(seq).replace("JPEGImages", "Annotations")), out / name, cfg)
     if name.startswith("tartanair"):
         return benchmarks.eval_tartanair(data_root() / "tartanair_seq", out / name, cfg, depth=name.split("-")[1])
-    if name == "synth":
-        return benchmarks.eval_synth(SAMPLE, out / name, cfg)
+    if name in ("synth", "synth-import"):
+        return benchmarks.eval_synth(SAMPLE, out / name, cfg, depth="import" if name == "synth-import" else "geometric")
     raise SystemExit(f"unknown run {name}")
 
 
@@ -144,14 +144,17 @@ def write_tables(rows: list[dict], preset: str, machine: str, max_frames: int | 
     rows = merged(rows, path)
     write_csv(rows, path)
     lines = ["| run | preset | frames | re-render PSNR / SSIM | J / F / J&F | ATE / RPE_t / RPE_r | depth abs_rel (constant) "
-             "| track EPE/step (standing still) | time | paper |", "|---|---|---:|---|---|---|---|---|---:|---|"]
+             "| track EPE/step (standing still) | novel views ±5 % / ±10 % (input frame) | time | paper |",
+             "|---|---|---:|---|---|---|---|---|---|---:|---|"]
     for r in rows:
         psnr = f"{r['psnr']:.2f} / {r.get('ssim', float('nan')):.3f}" if "psnr" in r else ""
         jf = f"{r['J']:.3f} / {r['F']:.3f} / {r['JF']:.3f}" if "J" in r else ""
         traj = f"{r['ate']:.4f} / {r['rpe_t']:.4f} / {r['rpe_r']:.3f}°" if "ate" in r else ""
         dep = f"{r['depth_abs_rel']:.3f} ({r['depth_abs_rel_constant']:.3f})" if "depth_abs_rel" in r else ""
         trk = f"{r['track_epe_step']:.3f} ({r['track_epe_step_zero']:.3f}) px" if "track_epe_step" in r else ""
-        lines.append(f"| {r['run']} | {r['preset']} | {int(r['frames'])} | {psnr} | {jf} | {traj} | {dep} | {trk} | "
+        nov = (f"{r['novel_psnr_0.05']:.1f} / {r['novel_psnr_0.1']:.1f} dB ({r['novel_static_psnr_0.05']:.1f} / "
+               f"{r['novel_static_psnr_0.1']:.1f})") if "novel_psnr_0.05" in r else ""
+        lines.append(f"| {r['run']} | {r['preset']} | {int(r['frames'])} | {psnr} | {jf} | {traj} | {dep} | {trk} | {nov} | "
                      f"{r['seconds'] / 60:.1f} min | {PAPER.get(r['run'], '')} |")
     lines.append("")
     lines.append(f"Measured on the {machine} with `python scripts/eval_scene4d.py --preset {preset}` "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -155,6 +156,24 @@ def test_processes_keep_order_and_run_the_initializer():
     assert list(ordered_map(_square, range(7), workers=2, processes=True)) == [x * x for x in range(7)]
     out = list(ordered_map(_shifted, range(5), workers=2, processes=True, initializer=_set_offset, initargs=(100,)))
     assert out == [100, 101, 102, 103, 104]
+
+
+def _thread_env(_: int) -> tuple:
+    import os
+
+    from vision3d.core.parallel import THREAD_ENV
+
+    return tuple(os.environ.get(k) for k in THREAD_ENV)
+
+
+def test_worker_processes_start_with_one_blas_thread_and_the_parent_keeps_its_own(monkeypatch):
+    from vision3d.core.parallel import THREAD_ENV
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    out = list(ordered_map(_thread_env, range(3), workers=2, processes=True))
+    assert all(r == ("1",) * len(THREAD_ENV) for r in out)
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "OPENBLAS_NUM_THREADS" not in os.environ
 
 
 def test_spawn_safe_reads_the_main_script(tmp_path, monkeypatch):

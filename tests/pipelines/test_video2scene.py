@@ -136,4 +136,10 @@ def test_eval_scene4d_on_the_synthetic_sample(tmp_path):
     head, vals = rows[0].split(","), rows[1].split(",")
     r = dict(zip(head, vals))
     assert float(r["ate"]) >= 0 and float(r["track_epe_step_zero"]) > 0 and r["frames"] == "3"
+    assert np.isfinite(float(r["novel_psnr_0.05"])) and 0 < float(r["novel_covisible_0.05"]) <= 1
+    res = v3d("eval", "scene4d", "--dataset", "synth", "--depth", "import", "--max-frames", "3", "--short-side", "48",
+              "--iterations", "0.1", "-o", tmp_path)
+    assert res.returncode == 0, res.stderr
+    rows = (tmp_path / "scene4d_synth_fast_import.csv").read_text().splitlines()
+    assert dict(zip(rows[0].split(","), rows[1].split(",")))["depth"] == "import"
     assert_one_line_error(v3d("eval", "scene4d", "--dataset", "nosuchvideo", "-o", tmp_path), "nosuchvideo")

@@ -3,7 +3,10 @@ in flight.
 
 Threads suit per-frame work done by libraries that release the GIL (OpenCV, large NumPy operations); work with
 much Python in it (small arrays, SciPy solvers) scales only with processes, which start fresh interpreters
-(``spawn``: safe beside CUDA and OpenMP) and get their shared data once through ``initializer``.
+(``spawn``: safe beside CUDA and OpenMP) and get their shared data once through ``initializer``; each starts
+with one BLAS/OpenMP thread, since a pool per process on a many-core machine oversubscribes the cores (16
+workers × 16 BLAS threads, spinning while they wait) and the small matrix products of per-frame geometry
+then cost more than the work.
 ``Executor.map`` submits every item at once, so on a long video finished results pile up behind a slow one; here
 at most ``ahead`` items are submitted beyond the one being waited for, so memory stays flat however long the video.
 """
@@ -11,7 +14,9 @@ at most ``ahead`` items are submitted beyond the one being waited for, so memory
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.context
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -45,6 +50,34 @@ def spawn_safe() -> bool:
     return "__name__" in src and "__main__" in src
 
 
+# thread-pool sizes read by BLAS and OpenMP runtimes when they load: set for worker processes at their start
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
+_ENV_LOCK = threading.Lock()
+
+
+class _OneThreadProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process whose BLAS/OpenMP runtimes start with one thread (the environment is the parent's at
+    ``start()``, changed only for that call)."""
+
+    def start(self) -> None:
+        with _ENV_LOCK:
+            saved = {k: os.environ.get(k) for k in THREAD_ENV}
+            os.environ.update(dict.fromkeys(THREAD_ENV, "1"))
+            try:
+                super().start()
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+
+
+class _OneThreadSpawn(multiprocessing.context.SpawnContext):
+    Process = _OneThreadProcess
+
+
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None,
                 ahead: int | None = None, processes: bool = False, initializer: Callable | None = None,
                 initargs: tuple = ()) -> Iterator[R]:
@@ -60,7 +93,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = 
         yield from map(fn, items)
         return
     ahead = max(ahead or 2 * workers, 1)
-    pool: Executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+    pool: Executor = ProcessPoolExecutor(workers, mp_context=_OneThreadSpawn(),
                                          initializer=initializer, initargs=initargs) if processes \
         else ThreadPoolExecutor(workers, initializer=initializer, initargs=initargs)
     with pool:

@@ -123,13 +123,27 @@ def eval_tartanair(root: Path, run_dir: Path, cfg, depth: str = "geometric", pro
             "psnr": m["renders.psnr"], "ssim": m["renders.ssim"], "seconds": secs, "frames_used": len(frames)}
 
 
-def eval_synth(sample: Path, run_dir: Path, cfg, progress=None) -> dict:
-    """The demo clip: trajectory, depth and track errors against its exact ground truth."""
-    from vision3d.scene4d.evaluate import evaluate_scene
+def eval_synth(sample: Path, run_dir: Path, cfg, depth: str = "geometric", progress=None) -> dict:
+    """The demo clip: trajectory, depth and track errors against its exact ground truth, and novel views of every
+    fourth frame against the true scene rendered there; ``depth="import"`` gives GFlow the true depth maps (to
+    separate the prior's error from the fit's)."""
+    from vision3d.io.atomic import atomic_path
+    from vision3d.scene4d.evaluate import evaluate_scene, novel_view_scores
     from vision3d.scene4d.scene import Scene4D
-    from vision3d.synth.sample import load_sample_gt
+    from vision3d.synth.sample import load_sample_gt, load_sample_scene
 
+    gt = load_sample_gt(sample / "gt.npz")
+    cfg.depth.method = depth
+    if depth == "import":
+        folder = run_dir.parent / f"{run_dir.name}_gt_depth"
+        folder.mkdir(parents=True, exist_ok=True)
+        for t, d in enumerate(gt["depth"]):
+            with atomic_path(folder / f"{t:05d}.npy") as tmp:
+                np.save(tmp, d.astype(np.float32))
+        cfg.depth.source, cfg.depth.kind = str(folder), "metric"
     m, secs = _run(sample / "clip.mp4", run_dir, cfg, progress)
-    e = evaluate_scene(Scene4D.load(run_dir), load_sample_gt(sample / "gt.npz"))
-    return {"frames": m["frames.n_frames"], "psnr": m["renders.psnr"], "ssim": m["renders.ssim"], **e,
-            "seconds": secs}
+    scene = Scene4D.load(run_dir)
+    e = evaluate_scene(scene, gt)
+    e.update(novel_view_scores(scene, load_sample_scene(sample), frames=range(0, scene.n_frames, 4)))
+    return {"frames": m["frames.n_frames"], "depth": depth, "psnr": m["renders.psnr"], "ssim": m["renders.ssim"],
+            **e, "seconds": secs}

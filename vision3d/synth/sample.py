@@ -47,3 +47,22 @@ def load_sample_gt(path: str | Path) -> dict[str, np.ndarray]:
     d["depth"] = d["depth"].astype(np.float32)
     d["width"], d["height"] = int(d["width"]), int(d["height"])
     return d
+
+
+def load_sample_scene(folder: str | Path):
+    """The synthetic scene a shipped sample was rendered from, drawn again from its ``sample.json`` (generator
+    config and seed; drawing is deterministic), so it can be rendered from cameras the clip never used."""
+    import dataclasses
+    import json
+
+    from vision3d.synth.config import SynthConfig
+    from vision3d.synth.sampling import sample_scene
+
+    path = Path(folder) / "sample.json"
+    try:
+        meta = json.loads(path.read_text())
+        fields = {f.name for f in dataclasses.fields(SynthConfig)}
+        cfg = SynthConfig(**{k: v for k, v in meta["config"].items() if k in fields})
+        return sample_scene(cfg, rng=meta["seed"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"cannot draw the sample's scene again ({type(e).__name__}: {e})", path=path) from e

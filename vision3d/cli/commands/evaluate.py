@@ -88,14 +88,14 @@ def eval_scene4d(
     dataset: str = typer.Option("blackswan", help="a DAVIS sequence name in ../shared/data (blackswan, dog, ...) | "
                                                   "tartanair | synth (the shipped sample clip)"),
     preset: str = typer.Option("fast", "--preset", help="fast | paper"),
-    depth: str = typer.Option("geometric", "--depth", help="depth prior (tartanair: 'import' uses the GT depth)"),
+    depth: str = typer.Option("geometric", "--depth", help="depth prior (tartanair, synth: 'import' uses the GT depth)"),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="use the first N frames"),
     short_side: Optional[int] = typer.Option(None, "--short-side", help="processing size (default: the preset's)"),
     iterations: float = typer.Option(1.0, "--iterations", help="scale the preset's iteration counts"),
     out: Path = typer.Option(Path("runs/eval"), "-o", "--out", help="folder for the runs and the CSV"),
 ) -> None:
     """Run video2scene on a dataset and score it: DAVIS re-render PSNR/SSIM + J&F, TartanAir ATE/RPE, synthetic
-    trajectory/depth/track errors."""
+    trajectory/depth/track errors and novel views."""
     from pipelines.video2scene import Video2SceneConfig
     from vision3d.cli.progress import stage_progress
     from vision3d.core.device import resolve_device
@@ -118,7 +118,7 @@ def eval_scene4d(
         if dataset == "synth":
             from pipelines.demo import SAMPLE
 
-            r = benchmarks.eval_synth(SAMPLE, run, cfg, cb)
+            r = benchmarks.eval_synth(SAMPLE, run, cfg, depth, cb)
         elif dataset == "tartanair":
             if not (root / "tartanair_seq").is_dir():
                 raise InputError("TartanAir is not in the shared data", path=root / "tartanair_seq")
