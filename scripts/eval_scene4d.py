@@ -143,8 +143,8 @@ def write_tables(rows: list[dict], preset: str, machine: str, max_frames: int | 
     path = REPO / "docs" / "results" / "scene4d.csv"
     rows = merged(rows, path)
     write_csv(rows, path)
-    lines = ["| run | preset | frames | re-render PSNR / SSIM | J / F / J&F | ATE / RPE_t / RPE_r | depth abs_rel (constant) "
-             "| track EPE/step (standing still) | novel views ±5 % / ±10 % (input frame) | time | paper |",
+    lines = [("| run | preset | frames | re-render PSNR / SSIM | J / F / J&F | ATE / RPE_t / RPE_r | depth abs_rel "
+              "(constant) | track EPE/step (standing still) | novel views ±5 % / ±10 % (input frame) | time | paper |"),
              "|---|---|---:|---|---|---|---|---|---|---:|---|"]
     for r in rows:
         psnr = f"{r['psnr']:.2f} / {r.get('ssim', float('nan')):.3f}" if "psnr" in r else ""
