@@ -6,8 +6,9 @@
 #     per stage (SKIP: stages left out, default renders; FRAMES: the first N frames only; DEPTH_WORK: geometric
 #     depth measured at this short side, 0 = full size); the per-frame rows come
 #     back even when the time runs out;
+#   - geometric depth's worker processes with one BLAS thread each against inherited pools (DEPTHBENCH=0: skip);
 #   - the CUDA tests of the renderer and GFlow with the time that is left.
-# Everything lands in OUTDIR (at most 8 files). Data: $VISION3D_DATA/davis2016_480p. Wheels missing on the machine
+# Everything lands in OUTDIR (at most 10 files). Data: $VISION3D_DATA/davis2016_480p. Wheels missing on the machine
 # (gsplat, kornia, kornia_rs) may sit in .whl/.
 #
 #   bash scripts/gpu_gflow.sh OUTDIR [BUDGET_SECONDS]
@@ -29,6 +30,13 @@ else
   say "compiling gsplat"
   timeout 200 python3 -c "import torch, gsplat; from gsplat.cuda._backend import _C; print('gsplat ready', _C is not None)"
   say "compiled"
+fi
+
+if [ "${DEPTHBENCH:-1}" = 1 ]; then
+  say "geometric depth workers: one BLAS thread each vs inherited (16 frames at 480p)"
+  timeout 90 python3 scripts/bench_depth_workers.py --frames "$SEQ/JPEGImages/blackswan" --n 16 \
+    --workers "$(nproc)" --threads "$(nproc)" --out "$OUTDIR/depth_workers.md" > "$OUTDIR/depth_workers.log" 2>&1
+  say "depth workers rc=$? $(grep '^Ratio' "$OUTDIR/depth_workers.md" 2>/dev/null)"
 fi
 
 LEFT=$(( BUDGET - 45 - $(elapsed) ))
