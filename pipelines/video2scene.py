@@ -298,7 +298,13 @@ def stage_scene(ctx: StageContext) -> dict:
     frames = _frame_paths(run)
     info = json.loads((run / "frames" / "frames.json").read_text())
     w, h = info["width"], info["height"]
-    kind = json.loads((run / "depth" / "depth.json").read_text())["kind"]
+    depth_info = json.loads((run / "depth" / "depth.json").read_text())
+    kind = depth_info["kind"]
+    if depth_info.get("method") == "import" and "prior_trust" not in c.overrides:
+        # depth the user brings (a sensor, a strong model) is trusted: overruling it where the scene so far
+        # disagrees kept stale Gaussians in place (with the true depth: TartanAir ATE 0.011 -> 0.008, the
+        # synthetic clip's novel views 17.7 -> 23.5 dB at a 5 % shift; docs/results.md)
+        cfg = cfg.replace(prior_trust=0.0)
     K, k_source = _intrinsics(c, w, h, run)
     torch.manual_seed(c.seed)
     solver = GFlow(cfg, K, w, h, kind, device=c.device, seed=c.seed)

@@ -142,4 +142,8 @@ def test_eval_scene4d_on_the_synthetic_sample(tmp_path):
     assert res.returncode == 0, res.stderr
     rows = (tmp_path / "scene4d_synth_fast_import.csv").read_text().splitlines()
     assert dict(zip(rows[0].split(","), rows[1].split(",")))["depth"] == "import"
+    online = json.loads((tmp_path / "scene4d_synth_fast_import" / "scene" / "online.json").read_text())
+    assert online["config"]["prior_trust"] == 0.0          # imported depth is not overruled by the scene
+    online = json.loads((tmp_path / "scene4d_synth_fast_geometric" / "scene" / "online.json").read_text())
+    assert online["config"]["prior_trust"] > 0
     assert_one_line_error(v3d("eval", "scene4d", "--dataset", "nosuchvideo", "-o", tmp_path), "nosuchvideo")

@@ -35,7 +35,8 @@ class GFlowConfig:
     # fitting a prior that does not follow the scene to a render that earlier fits shaped collapses its scale
     prior_min_corr: float = 0.5
     prior_trust: float = 0.3            # relative disagreement with the rendered still scene beyond which the
-                                        # prior is not used at a pixel (0: always used)
+                                        # prior is not used at a pixel (0: always used; video2scene uses 0 for
+                                        # imported depth, which the user vouches for)
     # a moving Gaussian re-unprojected along the flow changes its depth by at most this share per frame: the
     # prior at a moving object is often the background's (geometric depth fills it from around) or an outlier,
     # and blackswan's moved Gaussians jumped 0.05–18× in depth from one frame to the next (0: no bound). On in
