@@ -123,11 +123,10 @@ def load_scene4d_run(run: Path, max_gaussians: int, max_tracks: int = 400, seed:
     keep_mov = None if frac >= 1 else np.sort(rng.choice(n_mov, int(n_mov * frac), replace=False))
     moving = []
     for t in range(T):
-        _, mv = scene.split_at(t)
-        m = Splats.from_gaussians(mv)
+        m = Splats.from_gaussians(scene.moving_at(t))
         if keep_mov is not None:
             alive = scene.moving_alive(t)
-            rows = np.nonzero(alive)[0]                      # moving rows alive at t, in split_at's order
+            rows = np.nonzero(alive)[0]                      # moving rows alive at t, in moving_at's order
             m = m.subset(np.isin(rows, keep_mov))
         moving.append(m)
     # tracks: a fixed random subset of moving Gaussians, so a track keeps its identity over the timeline

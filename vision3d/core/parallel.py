@@ -4,9 +4,9 @@ in flight.
 Threads suit per-frame work done by libraries that release the GIL (OpenCV, large NumPy operations); work with
 much Python in it (small arrays, SciPy solvers) scales only with processes, which start fresh interpreters
 (``spawn``: safe beside CUDA and OpenMP) and get their shared data once through ``initializer``; each starts
-with one BLAS/OpenMP thread, since a pool per process on a many-core machine oversubscribes the cores (16
-workers × 16 BLAS threads, spinning while they wait) and the small matrix products of per-frame geometry
-then cost more than the work.
+with one BLAS/OpenMP thread, since a pool per process oversubscribes the cores (on a 16-core machine 16 workers ×
+16 threads; geometric depth with 4 workers × 8 inherited threads on 2 cores ran 1.44× slower,
+docs/bench/depth_workers.md).
 ``Executor.map`` submits every item at once, so on a long video finished results pile up behind a slow one; here
 at most ``ahead`` items are submitted beyond the one being waited for, so memory stays flat however long the video.
 """
