@@ -91,3 +91,17 @@ def test_stack_needs_one_size():
     assert len(Cameras.stack([a, a])) == 2
     with pytest.raises(InputError, match="different image sizes"):
         Cameras.stack([a, b])
+
+
+def test_resized_intrinsics_keep_pixel_centres_per_axis():
+    from vision3d.core.camera import resized_intrinsics
+
+    K = np.array([[100.0, 0, 49.5], [0, 120.0, 29.5], [0, 0, 1]])
+    R = resized_intrinsics(K, 0.5, 0.25)                     # a 100×60 image → 50×15
+    assert np.allclose(R, [[50, 0, 24.5], [0, 30, 7.0], [0, 0, 1]])
+    # a ray through a pixel centre of the original goes through the same point of the resized image
+    x = np.array([10.0, 20.0, 1.0])
+    ray = np.linalg.solve(K, x)
+    u = R @ ray
+    assert np.allclose(u[:2], [(10 + 0.5) * 0.5 - 0.5, (20 + 0.5) * 0.25 - 0.5])
+    assert np.allclose(resized_intrinsics(K[None], 2, 2)[0], resized_intrinsics(K, 2, 2))

@@ -104,6 +104,17 @@ def _check_finite(name: str, a: np.ndarray) -> None:
         raise InputError(f"camera {name} contains NaN or inf", fix="check the pose/intrinsics source")
 
 
+def resized_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """Intrinsics ``(…,3,3)`` for images resized by ``sx`` horizontally and ``sy`` vertically (pixel-centre aware:
+    the centre of pixel 0 sits at 0 in both)."""
+    K = np.array(K, dtype=np.float64)
+    K[..., 0, :2] *= sx
+    K[..., 1, :2] *= sy
+    K[..., 0, 2] = (K[..., 0, 2] + 0.5) * sx - 0.5
+    K[..., 1, 2] = (K[..., 1, 2] + 0.5) * sy - 0.5
+    return K
+
+
 @dataclass
 class Cameras:
     """A batch of ``N`` pinhole cameras sharing one image size.
@@ -177,9 +188,7 @@ class Cameras:
 
     def scaled(self, factor: float) -> Cameras:
         """The same cameras for images resized by ``factor`` (pixel-centre aware)."""
-        K = self.K.copy()
-        K[:, :2, :2] *= factor
-        K[:, :2, 2] = (K[:, :2, 2] + 0.5) * factor - 0.5
+        K = resized_intrinsics(self.K, factor, factor)
         return Cameras(K, self.world_to_cam.copy(), round(self.width * factor), round(self.height * factor),
                        list(self.names))
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vision3d.core.camera import resized_intrinsics
 from vision3d.core.parallel import default_workers, ordered_map
 from vision3d.errors import InputError
 from vision3d.flow.classical import dis_flow, gray_u8
@@ -280,8 +281,7 @@ def _at_work_size(frames, K: np.ndarray, cfg: GeometricConfig, seed: int) -> lis
     s = cfg.work_short_side / min(h, w)
     ws, hs = max(2, round(w * s)), max(2, round(h * s))
     sx, sy = ws / w, hs / h
-    Ks = np.array([[K[0, 0] * sx, 0, (K[0, 2] + 0.5) * sx - 0.5], [0, K[1, 1] * sy, (K[1, 2] + 0.5) * sy - 0.5],
-                   [0, 0, 1.0]])
+    Ks = resized_intrinsics(K, sx, sy)
     small = [cv2.resize(f, (ws, hs), interpolation=cv2.INTER_AREA) for f in frames]
     res = geometric_depths(small, Ks, dataclasses.replace(cfg, work_short_side=0), seed)
 

@@ -108,15 +108,11 @@ def novel_view_scores(scene: Scene4D, spec, shifts=(0.05, 0.1), frames=None) -> 
     still Gaussian of the video with frame ``t``'s moving ones (``novel_all_psnr_*``, what the orbit video
     shows); the peer is the input frame itself, as if the view had not moved (``novel_static_psnr_*``).
     ``novel_covisible_*``: the share of pixels scored. The scene's own intrinsics are used for its renders."""
-    from vision3d.core.camera import Camera
+    from vision3d.core.camera import Camera, resized_intrinsics
     from vision3d.synth.render import render_frame
 
     w, h = scene.width, scene.height
-    Kg = np.asarray(spec.K, np.float64).copy()
-    Kg[0] *= w / spec.width
-    Kg[1] *= h / spec.height
-    Kg[0, 2] = (spec.K[0, 2] + 0.5) * w / spec.width - 0.5
-    Kg[1, 2] = (spec.K[1, 2] + 0.5) * h / spec.height - 0.5
+    Kg = resized_intrinsics(spec.K, w / spec.width, h / spec.height)
     K = torch.as_tensor(scene.K, dtype=torch.float32)[None]
 
     def render(g, V: np.ndarray):
