@@ -650,5 +650,12 @@ def video2scene_inputs(video: str | Path, c: Video2SceneConfig) -> dict:
 def run_video2scene(video: str | Path, out: str | Path, config: Video2SceneConfig | None = None, force=None,
                     progress: ProgressFn | None = None) -> RunResult:
     """Run (or resume) the whole job; returns the runner's result (manifest with every stage's metrics)."""
+    from vision3d.depth.registry import check_method as check_depth
+    from vision3d.flow.registry import check_method as check_flow
+    from vision3d.scene4d.config import GFlowConfig
+
     c = config or Video2SceneConfig()
+    check_flow(c.flow.method)           # a typo fails now, not after minutes of decoding and flow
+    check_depth(c.depth.method, c.depth.source)
+    GFlowConfig.preset(c.scene.preset)
     return Runner(out, "video2scene", progress).run(video2scene_stages(c), video2scene_inputs(video, c), force=force)

@@ -125,7 +125,12 @@ def test_bad_inputs(tmp_path):
                           "--mask-method")
     assert_one_line_error(v3d("video2scene", SAMPLE / "clip.mp4", "-o", tmp_path / "r6", "--track-method", "x"),
                           "--track-method")
-    assert not any((tmp_path / r).exists() for r in ("r1", "r3", "r5", "r6"))
+    # unknown methods fail before any stage runs (they used to fail after decoding and flow)
+    assert_one_line_error(v3d("video2scene", SAMPLE / "clip.mp4", "-o", tmp_path / "r7", "--depth", "nosuch"),
+                          "nosuch")
+    assert_one_line_error(v3d("video2scene", SAMPLE / "clip.mp4", "-o", tmp_path / "r8", "--flow", "nosuch"),
+                          "nosuch")
+    assert not any((tmp_path / r).exists() for r in ("r1", "r3", "r5", "r6", "r7", "r8"))
 
 
 def test_eval_scene4d_on_the_synthetic_sample(tmp_path):

@@ -94,6 +94,14 @@ def _learned(frames: Iterable[np.ndarray], method: str, checkpoint, device,
         yield DepthResult(t, d, est.kind, None, time.perf_counter() - t0)
 
 
+def check_method(method: str, source=None) -> None:
+    """Raise the one-line error for an unknown method (or ``import`` without its folder) before any work."""
+    if method not in METHODS:
+        raise InputError(f"unknown depth method {method!r}", fix=f"use one of {', '.join(METHODS)}")
+    if method == "import" and source is None:
+        raise InputError("--method import needs the folder of depth maps", fix="pass --source DIR")
+
+
 def estimate(frames: Iterable[np.ndarray], method: str = "geometric", *, K: np.ndarray | None = None,
              source=None, kind: str | None = None, scale: float | None = None,
              window: int = 40, checkpoint=None, device="cpu", temporal: bool | None = None,
@@ -102,13 +110,10 @@ def estimate(frames: Iterable[np.ndarray], method: str = "geometric", *, K: np.n
     for ``import``; ``window`` frames per geometric chunk (bounded memory); ``temporal``: flow-guided fusion
     of learned predictions (``depth.temporal``; None = on for video models such as futuredepth);
     ``work_short_side``: geometric depth of larger frames is measured at this short side (0: at full size)."""
-    if method not in METHODS:
-        raise InputError(f"unknown depth method {method!r}", fix=f"use one of {', '.join(METHODS)}")
+    check_method(method, source)
     if method == "import":
         from vision3d.depth.imported import ImportedDepth
 
-        if source is None:
-            raise InputError("--method import needs the folder of depth maps", fix="pass --source DIR")
         imp = ImportedDepth(source, kind or "metric", scale)
         for t, f in enumerate(frames):
             t0 = time.perf_counter()

@@ -61,10 +61,15 @@ class FlowEstimator:
         return np.concatenate(out)
 
 
-def get_estimator(method: str = "dis", device: str = "cpu", checkpoint=None, **options) -> FlowEstimator:
-    """Build the estimator for ``method`` (learned models load their checkpoint here, once)."""
+def check_method(method: str) -> None:
+    """Raise the one-line error for an unknown method before any work."""
     if method not in METHODS:
         raise InputError(f"unknown flow method {method!r}", fix=f"use one of {', '.join(METHODS)}")
+
+
+def get_estimator(method: str = "dis", device: str = "cpu", checkpoint=None, **options) -> FlowEstimator:
+    """Build the estimator for ``method`` (learned models load their checkpoint here, once)."""
+    check_method(method)
     if method in ("dis", "farneback"):
         from vision3d.flow.classical import dis_flow, farneback_flow
 

@@ -57,7 +57,7 @@ def depth(
 
     from vision3d.cli.progress import stage_progress
     from vision3d.core.frames import open_inputs
-    from vision3d.depth.registry import METHODS, estimate
+    from vision3d.depth.registry import METHODS, check_method, estimate
     from vision3d.depth.viz import depth_to_color, inverse_range
     from vision3d.errors import InputError
     from vision3d.io.atomic import write_json
@@ -68,8 +68,7 @@ def depth(
 
     if fmt not in ("npy", "png"):
         raise InputError(f"--format {fmt!r} is not supported", fix="use npy or png")
-    if method not in METHODS:
-        raise InputError(f"unknown depth method {method!r}", fix=f"use one of {', '.join(METHODS)}")
+    check_method(method, source)
     frames = open_inputs(inputs, max_side=max_side)
     Kmat = _intrinsics(fov, K, frames.width, frames.height)
     for d in ("depth", "vis") + (("confidence",) if method == "geometric" else ()):
