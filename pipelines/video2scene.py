@@ -625,8 +625,8 @@ def video2scene_stages(c: Video2SceneConfig) -> list[Stage]:
         Stage("flow", stage_flow, c.flow, deps=["frames"]),
         Stage("depth", stage_depth, c.depth, deps=["frames"], outputs=["depth.json"]),
         Stage("split", stage_split, c.split, deps=["flow"], version=2),   # 2: model chosen over neighbouring frames
-        Stage("scene", stage_scene, c.scene, deps=["frames", "flow", "depth", "split"],
-              outputs=["scene4d.npz"]),
+        Stage("scene", stage_scene, c.scene, deps=["frames", "flow", "depth", "split"], version=2,
+              outputs=["scene4d.npz"]),      # 2: error-driven newborns start half-seen (densify_opacity)
         Stage("cameras", stage_cameras, None, deps=["scene"],
               outputs=["trajectory_tum.txt", "transforms.json", "colmap"]),
         Stage("tracks", stage_tracks, c.tracks, deps=["scene", "flow"], version=3,  # 3: query tracks continued by flow

@@ -181,14 +181,15 @@ class GFlow:
                    ids=sel(self.ids).cpu().numpy())
         return out
 
-    def _spawn(self, image, depth, pose, prob, count: int, moving_mask) -> int:
+    def _spawn(self, image, depth, pose, prob, count: int, moving_mask, opacity: float | None = None) -> int:
         if count <= 0 or prob.sum() <= 0:
             return 0
         xy, p = sample_pixels(prob, count, self.rng)
         if not len(xy):
             return 0
         n_total = max(count / max(float(prob[prob > 0].size) / prob.size, 1e-6), count)
-        g = gaussians_from_pixels(image, depth, self.K, pose, xy, p, int(n_total), self.cfg.opacity_init, self.rng)
+        g = gaussians_from_pixels(image, depth, self.K, pose, xy, p, int(n_total),
+                                  self.cfg.opacity_init if opacity is None else opacity, self.rng)
         mv = bilinear(moving_mask.astype(np.float32), xy).reshape(-1) > 0.5
         ok = np.isfinite(g["means"]).all(1) & np.isfinite(g["log_scales"]).all(1)
         self._add({k: v[ok] for k, v in g.items()}, mv[ok])
@@ -328,7 +329,8 @@ class GFlow:
                     err = (self.render(V).colors[0] - gt).abs().mean(-1).cpu().numpy()
                 prob = np.where(err > self.cfg.densify_error, err, 0.0)
                 self._spawn(image, depth_target, pose, prob / max(prob.sum(), 1e-12),
-                            int(self.cfg.densify_ratio * self.cfg.n_init), self._moving_now)
+                            int(self.cfg.densify_ratio * self.cfg.n_init), self._moving_now,
+                            opacity=self.cfg.densify_opacity)
         if loss is None:
             return {"loss": float("nan")}
         # the last iteration's loss and its isotropy and flow terms (the rest is photometric + depth)
@@ -672,3 +674,4 @@ class GFlow:
 
 def _concat(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
+
