@@ -288,12 +288,11 @@ def stage_scene(ctx: StageContext) -> dict:
     import torch
 
     from vision3d.io.atomic import atomic_path
-    from vision3d.scene4d.config import GFlowConfig
     from vision3d.scene4d.optimize import FrameInput, GFlow
     from vision3d.scene4d.scene import assemble
 
     c: SceneConfig = ctx.config
-    cfg = GFlowConfig.preset(c.preset).scaled(c.iterations).replace(**c.overrides)
+    cfg = gflow_config(c)
     run = ctx.run_dir
     frames = _frame_paths(run)
     info = json.loads((run / "frames" / "frames.json").read_text())
@@ -618,6 +617,13 @@ def stage_renders(ctx: StageContext) -> dict:
     return {"psnr": metrics["psnr"], "ssim": metrics["ssim"], "frames": scene.n_frames}
 
 
+def gflow_config(c: SceneConfig):
+    """The GFlow settings a scene config stands for: its preset, iterations scaled, overrides applied."""
+    from vision3d.scene4d.config import GFlowConfig
+
+    return GFlowConfig.preset(c.preset).scaled(c.iterations).replace(**c.overrides)
+
+
 def video2scene_stages(c: Video2SceneConfig) -> list[Stage]:
     """The job's stages (other jobs, such as the demo, append their own)."""
     return [
@@ -626,7 +632,7 @@ def video2scene_stages(c: Video2SceneConfig) -> list[Stage]:
         Stage("depth", stage_depth, c.depth, deps=["frames"], outputs=["depth.json"]),
         Stage("split", stage_split, c.split, deps=["flow"], version=2),   # 2: model chosen over neighbouring frames
         Stage("scene", stage_scene, c.scene, deps=["frames", "flow", "depth", "split"], version=2,
-              outputs=["scene4d.npz"]),      # 2: error-driven newborns start half-seen (densify_opacity)
+              outputs=["scene4d.npz"], resolved=gflow_config(c.scene)),   # 2: newborns start half-seen
         Stage("cameras", stage_cameras, None, deps=["scene"],
               outputs=["trajectory_tum.txt", "transforms.json", "colmap"]),
         Stage("tracks", stage_tracks, c.tracks, deps=["scene", "flow"], version=3,  # 3: query tracks continued by flow

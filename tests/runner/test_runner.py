@@ -68,6 +68,23 @@ def test_config_change_reruns_only_downstream(tmp_path, number):
     assert (tmp_path / "run/mul/m.txt").read_text() == "63"
 
 
+def test_a_change_of_what_the_config_resolves_to_reruns(tmp_path, number):
+    """A stage whose config names a preset reruns when the preset's values change (``resolved``), not only when
+    the config itself does."""
+    calls = []
+    r = Runner(tmp_path / "run", "test")
+
+    def stages(preset_values):
+        read, mul = make_stages(calls)
+        mul.resolved = preset_values
+        return [read, mul]
+
+    r.run(stages({"iterations": 10}), {"number": number})
+    assert r.run(stages({"iterations": 10}), {"number": number}).skipped == ["read", "mul"]
+    res = r.run(stages({"iterations": 20}), {"number": number})
+    assert res.ran == ["mul"] and res.skipped == ["read"]
+
+
 def test_input_content_change_reruns_everything(tmp_path, number):
     calls = []
     r = Runner(tmp_path / "run", "test")

@@ -1,6 +1,6 @@
 """The staged pipeline runner: ordered stages, content hashing, resume, ``--force``, atomic stage folders.
 
-A stage's key hashes its name, version, config, the content of its user input files and the keys of the
+A stage's key hashes its name, version, config (and what it resolves to), the content of its user input files and the keys of the
 stages it depends on. A stage whose folder exists with a matching key in the manifest is skipped, so
 re-running a job resumes where it stopped. Each stage writes into a temporary folder that is renamed to
 ``run_dir/<stage>`` only when the stage succeeds; ``ctx.scratch`` survives a killed run for per-item
@@ -44,6 +44,8 @@ class Stage:
     ``deps`` are earlier stages whose folders it reads (``ctx.dep(name)``); ``files`` names the user
     inputs (keys of the job's ``inputs``) whose content it depends on; ``outputs`` are paths relative to
     its folder that must exist after it runs. Bump ``version`` when the stage's algorithm changes.
+    ``resolved``: what ``config`` stands for once the code fills it in (a preset's values), hashed into the key
+    too, so a run folder recomputes when a release changes those values.
     """
 
     name: str
@@ -53,6 +55,7 @@ class Stage:
     files: Sequence[str] = ()
     outputs: Sequence[str] = ()
     version: int = 1
+    resolved: Any = None
 
 
 @dataclass
@@ -135,6 +138,8 @@ class Runner:
             cfg = config_dict(st.config)
             key_src = {"stage": st.name, "version": st.version, "config": cfg,
                        "files": {f: digests[f] for f in st.files}, "deps": {d: keys[d] for d in st.deps}}
+            if st.resolved is not None:
+                key_src["resolved"] = config_dict(st.resolved)
             key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
             keys[st.name] = key
             rec = man.stages.get(st.name, {})
