@@ -1,9 +1,9 @@
 """The staged pipeline runner: ordered stages, content hashing, resume, ``--force``, atomic stage folders.
 
-A stage's key hashes its name, version, config (and what it resolves to), the content of its user input files and the keys of the
-stages it depends on. A stage whose folder exists with a matching key in the manifest is skipped, so
-re-running a job resumes where it stopped. Each stage writes into a temporary folder that is renamed to
-``run_dir/<stage>`` only when the stage succeeds; ``ctx.scratch`` survives a killed run for per-item
+A stage's key hashes its name, version, config (and what it resolves to), the content of its user input files
+and the keys of the stages it depends on. A stage whose folder exists with a matching key in the manifest is
+skipped, so re-running a job resumes where it stopped. Each stage writes into a temporary folder that is
+renamed to ``run_dir/<stage>`` only when the stage succeeds; ``ctx.scratch`` survives a killed run for per-item
 checkpoints and is removed once the stage completes.
 """
 
