@@ -1,8 +1,9 @@
 """The viser scene and GUI for one :class:`~viewers.content.Content`: splats, meshes, point clouds; for 4D runs a
-timeline (slider, play/pause, speed, loop), still/moving toggles, the camera trajectory and the current camera's
-frustum with its input frame (moving-mask overlay, 2D tracks drawn on it), 3D tracks as fading polylines, "view
-from input camera", and a panel with the run's metrics. Still Gaussians are sent once; a frame switch sends only
-that frame's moving Gaussians, the frustum and the tracks."""
+timeline (slider, play/pause, speed, loop), the current frame's still Gaussians (or all, or none), a moving toggle,
+the camera trajectory and the current camera's frustum with its input frame (moving-mask overlay, 2D tracks drawn
+on it), 3D tracks as fading polylines, "view from input camera", and a panel with the run's metrics. Still
+Gaussians are sent once, in groups by lifetime; a frame switch flips the groups' visibility and sends only that
+frame's moving Gaussians, the frustum and the tracks."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import time
 import cv2
 import numpy as np
 
-from viewers.content import Content
+from viewers.content import Content, life_groups
 
 TRACK_TAIL = 10          # frames of history a 3D / 2D track shows, fading out
+# which still Gaussians a 4D run shows: those part of the current frame (as the renders draw it), every one the
+# video ever had (retired ones included: a denser map, with doubled surfaces where the fit replaced some), none
+STILL_MODES = ("this frame's", "all frames'", "hidden")
 
 
 def _quat_wxyz(R: np.ndarray) -> np.ndarray:
@@ -58,11 +62,11 @@ class Viewer:
         sc.set_up_direction("-y")                       # OpenCV world: y points down
         lo, hi = content.bounds()
         self.extent = float(np.linalg.norm(hi - lo)) or 1.0
-        self.still = None
+        self.still: list = []                 # still splat nodes, one per lifetime group in a 4D run
+        self._still_spans = np.zeros((0, 2), np.int64)
         self._frame_nodes: dict = {}          # per-frame nodes (moving splats, tracks), replaced on a frame switch
         if content.still is not None:
-            s = content.still
-            self.still = sc.add_gaussian_splats("/still", s.centers, s.covariances, s.rgbs, s.opacities)
+            self._add_still(content)
         if content.mesh is not None:
             sc.add_mesh_trimesh("/mesh", content.mesh)
         if content.points is not None:
@@ -73,6 +77,23 @@ class Viewer:
         with server.gui.add_folder("Result"):      # after the timeline, which should not scroll out of sight
             self.panel = server.gui.add_markdown(metrics_markdown(content))
         self._set_initial_camera()
+
+    def _add_still(self, c: Content) -> None:
+        """The still Gaussians, sent once. In a 4D run they are grouped by the frames they are part of (retired
+        ones left the scene, later ones were born for later views), so that a frame switch only flips the groups'
+        visibility on the client."""
+        s, sc = c.still, self.server.scene
+        if c.still_life is None or not c.n_frames:
+            self.still = [sc.add_gaussian_splats("/still", s.centers, s.covariances, s.rgbs, s.opacities)]
+            self._still_spans = np.array([[0, np.iinfo(np.int64).max]])      # every frame
+            return
+        group, self._still_spans = life_groups(c.still_life)
+        order = np.argsort(group, kind="stable")
+        cuts = np.cumsum(np.bincount(group, minlength=len(self._still_spans)))[:-1]
+        for k, idx in enumerate(np.split(order, cuts)):
+            g = s.subset(idx)
+            self.still.append(sc.add_gaussian_splats(f"/still/{k:03d}", g.centers, g.covariances, g.rgbs,
+                                                     g.opacities))
 
     # ----------------------------------------------------------------------------------------------- 4D scenes
     def _build_4d(self, fps: float) -> None:
@@ -90,7 +111,7 @@ class Viewer:
             self.speed = gui.add_slider("fps", 1, 30, 1, int(fps))
             self.loop = gui.add_checkbox("loop", True)
         with gui.add_folder("Show"):
-            self.show_still = gui.add_checkbox("still Gaussians", True)
+            self.show_still = gui.add_dropdown("still Gaussians", STILL_MODES, initial_value=STILL_MODES[0])
             self.show_moving = gui.add_checkbox("moving Gaussians", True)
             self.show_tracks3d = gui.add_checkbox("3D tracks", True)
             self.show_tracks2d = gui.add_checkbox("2D tracks on the frame", True)
@@ -98,16 +119,21 @@ class Viewer:
             self.show_frustum = gui.add_checkbox("input camera + frame", True)
             self.view_input = gui.add_button("view from input camera")
         self.slider.on_update(lambda _: self.set_frame(int(self.slider.value)))
-        self.show_still.on_update(lambda _: self._set_visible(self.show_still.value))
+        self.show_still.on_update(lambda _: self._show_still())
         for h in (self.show_moving, self.show_tracks3d, self.show_tracks2d, self.show_mask, self.show_frustum):
             h.on_update(lambda _: self.set_frame(self.t, force=True))
         self.view_input.on_click(lambda ev: self.look_from_input(ev.client))
         self.set_frame(0)
         threading.Thread(target=self._player, daemon=True).start()
 
-    def _set_visible(self, visible: bool) -> None:
-        if self.still is not None:
-            self.still.visible = visible          # a flag on the client: the Gaussians are not sent again
+    def _show_still(self) -> None:
+        """Still groups on or off for the current frame (flags on the client: the Gaussians are not sent again)."""
+        mode = self.show_still.value
+        t = max(self.t, 0)
+        for h, (first, end) in zip(self.still, self._still_spans, strict=True):
+            on = mode == STILL_MODES[1] or (mode == STILL_MODES[0] and first <= t < end)
+            if h.visible != on:
+                h.visible = on
 
     def frame_image(self, t: int) -> np.ndarray | None:
         """The input frame ``t`` (uint8 RGB) with the mask overlay and 2D tracks drawn on it, as toggled."""
@@ -169,6 +195,7 @@ class Viewer:
                         "/camera", fov=float(fov), aspect=w / h, scale=self.cam_scale, thickness=2.0,
                         thickness_units="screen", color=(255, 140, 0), image=self.frame_image(t), format="jpeg",
                         jpeg_quality=85, wxyz=_quat_wxyz(c2w[:3, :3]), position=c2w[:3, 3])
+                self._show_still()
                 tr = self._track_segments(t) if self.show_tracks3d.value else None
                 if tr is not None:
                     self._frame_nodes["tracks"] = sc.add_line_segments("/tracks", tr[0], tr[1], thickness=2.0,

@@ -46,6 +46,7 @@ class Content:
     kind: str
     title: str
     still: Splats | None = None
+    still_life: np.ndarray | None = None        # (n, 2) 4D runs: the frames [first, end) each still Gaussian is in
     moving: list[Splats] | None = None          # per frame (4D runs)
     world_to_cam: np.ndarray | None = None      # (T,4,4), OpenCV cameras
     K: np.ndarray | None = None
@@ -80,6 +81,29 @@ def _budget(n_total: int, max_gaussians: int) -> float:
     return 1.0 if n_total <= max_gaussians else max_gaussians / n_total
 
 
+MAX_STILL_GROUPS = 2048     # scene nodes for the still Gaussians' lifetimes: visibility flags, not resends
+
+
+def life_groups(life: np.ndarray, max_groups: int = MAX_STILL_GROUPS) -> tuple[np.ndarray, np.ndarray]:
+    """Group Gaussians by their lifetimes ``life (n, 2)`` = frames ``[first, end)`` so that a viewer can show one
+    frame's still Gaussians by switching whole groups on and off. Beyond ``max_groups`` distinct lifetimes, ends
+    are rounded up to a common step, then (very long videos) firsts down: a Gaussian may then show a few frames
+    late or early, never go missing from a frame it is in. Late costs less than early: a retired Gaussian was
+    hidden or out of view for frames before it left, one born for a later view covers the current picture (DAVIS
+    blackswan's 160p fit, docs/results.md). Returns each Gaussian's group and the groups' ``(k, 2)`` spans."""
+    life = np.asarray(life, np.int64).reshape(-1, 2)
+    if not len(life):
+        return np.zeros(0, np.int64), np.zeros((0, 2), np.int64)
+    lives, which = np.unique(life, axis=0, return_inverse=True)      # the search runs on distinct lifetimes
+    span = max(int(lives[:, 1].max() - lives[:, 0].min()), 1)
+    for step_first, step_end in [(1, q) for q in range(1, span + 1)] + [(p, span) for p in range(2, span + 1)]:
+        q = np.stack([lives[:, 0] // step_first * step_first, -(-lives[:, 1] // step_end) * step_end], 1)
+        spans, group = np.unique(q, axis=0, return_inverse=True)
+        if len(spans) <= max_groups:
+            break
+    return group.reshape(-1)[which.reshape(-1)], spans
+
+
 def _manifest_metrics(run: Path) -> tuple[dict, dict]:
     """``(metrics, stages)`` from a run's manifest.json (empty when absent or unreadable)."""
     try:
@@ -112,12 +136,18 @@ def load_scene4d_run(run: Path, max_gaussians: int, max_tracks: int = 400, seed:
     n_still, n_mov = int((~scene.moving).sum()), int(scene.moving.sum())
     frac = _budget(n_still + n_mov, max_gaussians)
     g_all = scene.gaussians_at(0, born_by_t=False)
-    still_idx = np.nonzero(~scene.moving[scene.alive_index(0)])[0]
+    alive0 = scene.alive_index(0)
+    still_idx = np.nonzero(~scene.moving[alive0])[0]
     still = Splats.from_gaussians(g_all.subset(still_idx))
+    # each still Gaussian's frames: born at ``birth``, part of the scene until retired (``death``) or the end
+    rows = alive0[still_idx]
+    death = np.full(len(rows), T, np.int64) if scene.death is None else np.where(scene.death[rows] < 0, T,
+                                                                                 scene.death[rows])
+    life = np.stack([scene.birth[rows].astype(np.int64), death], 1)
     notes = []
     if frac < 1:
         keep = np.sort(rng.choice(len(still), int(len(still) * frac), replace=False))
-        still = still.subset(keep)
+        still, life = still.subset(keep), life[keep]
         notes.append(f"showing {frac:.0%} of the Gaussians ({max_gaussians:,} of {n_still + n_mov:,}; "
                      "--max-gaussians raises the budget)")
     keep_mov = None if frac >= 1 else np.sort(rng.choice(n_mov, int(n_mov * frac), replace=False))
@@ -138,9 +168,9 @@ def load_scene4d_run(run: Path, max_gaussians: int, max_tracks: int = 400, seed:
     colors = (np.clip(scene.params["colors"][mi[pick]], 0, 1) * 255).astype(np.uint8) if len(pick) else \
         np.zeros((0, 3), np.uint8)
     masks = sorted((run / "masks").glob("*.png"))
-    c = Content("scene4d", run.name, still=still, moving=moving, world_to_cam=scene.world_to_cam, K=scene.K,
-                size=(scene.width, scene.height), frames=frames[:T], masks=masks[:T], tracks3d=t3, tracks2d=t2,
-                track_colors=colors, metrics=metrics, notes=notes)
+    c = Content("scene4d", run.name, still=still, still_life=life, moving=moving, world_to_cam=scene.world_to_cam,
+                K=scene.K, size=(scene.width, scene.height), frames=frames[:T], masks=masks[:T], tracks3d=t3,
+                tracks2d=t2, track_colors=colors, metrics=metrics, notes=notes)
     for what, path in (("masks", run / "masks"), ("renders", run / "renders" / "metrics.json")):
         if not path.exists():
             c.missing.append(what)

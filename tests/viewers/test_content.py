@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.cli.test_cli import assert_one_line_error, v3d
-from viewers.content import load
+from viewers.content import life_groups, load
 from viewers.serve import export_static
 from vision3d.errors import InputError
 
@@ -81,3 +81,53 @@ def test_static_export_is_self_contained_and_atomic(small_run, tmp_path):
     with pytest.raises(InputError, match="not an earlier export"):
         export_static(small_run, tmp_path / "other")
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
+
+
+def test_life_groups_are_exact_or_widen_ends_first():
+    rng = np.random.default_rng(0)
+    first = rng.integers(0, 50, 20000)
+    life = np.stack([first, np.minimum(first + rng.integers(1, 30, len(first)), 50)], 1)
+    group, spans = life_groups(life)                   # ~1,450 distinct lifetimes: one group each
+    assert (spans[group] == life).all() and len(spans) == len(np.unique(life, axis=0))
+    for cap in (64, 10):
+        group, spans = life_groups(life, max_groups=cap)
+        assert len(spans) <= cap and group.shape == (len(life),)
+        # widened, never shortened: a Gaussian is shown in every frame it is part of
+        assert (spans[group, 0] <= life[:, 0]).all() and (spans[group, 1] >= life[:, 1]).all()
+    group, spans = life_groups(life, max_groups=64)    # 50 birth frames fit in 64 groups: births stay exact
+    assert (spans[group, 0] == life[:, 0]).all()
+
+
+def test_4d_viewer_shows_the_current_frames_still_gaussians(small_run):
+    from viewers.app import STILL_MODES, Viewer
+    from viewers.serve import _quiet_server, _viser
+    from vision3d.scene4d.scene import Scene4D
+
+    c = load(small_run)
+    scene = Scene4D.load(small_run / "scene" / "scene4d.npz")
+    assert c.still_life.shape == (len(c.still), 2)
+    counts = [int((scene.exists(t) & ~scene.moving).sum()) for t in range(c.n_frames)]
+    assert counts == [int(((c.still_life[:, 0] <= t) & (t < c.still_life[:, 1])).sum()) for t in range(c.n_frames)]
+    assert len(set(counts)) > 1 or (c.still_life[:, 0] > 0).any()      # the run has lifetimes to tell apart
+    server = _quiet_server(_viser(), "127.0.0.1", 0)
+    try:
+        v = Viewer(server, c)
+        v.stop()
+        group, spans = life_groups(c.still_life)
+        sizes = np.bincount(group, minlength=len(spans))
+        assert len(v.still) == len(spans) and (v._still_spans == spans).all()
+
+        def shown() -> int:
+            return int(sizes[[h.visible for h in v.still]].sum())
+
+        for t in range(c.n_frames):
+            v.set_frame(t)
+            assert shown() == counts[t]
+        v.show_still.value = STILL_MODES[1]
+        v._show_still()
+        assert shown() == len(c.still)
+        v.show_still.value = STILL_MODES[2]
+        v._show_still()
+        assert shown() == 0
+    finally:
+        server.stop()
