@@ -36,7 +36,13 @@ def _fmt(v) -> str:
 def metrics_markdown(c: Content) -> str:
     """The panel: what is shown, notes (subsampling), what is missing, and the run's metrics."""
     lines = [f"**{c.title}**", ""]
-    if c.still is not None:
+    if c.still is not None and c.still_life is not None and c.n_frames:
+        T = c.n_frames                   # per frame: born by t minus retired by t
+        first, end = np.clip(c.still_life, 0, T).T
+        per = np.cumsum(np.bincount(first, minlength=T + 1) - np.bincount(end, minlength=T + 1))[:T]
+        lines.append(f"- Gaussians shown per frame: {per.min():,}–{per.max():,} still ({len(c.still):,} in all "
+                     f"frames)" + (f" + up to {max(len(m) for m in c.moving):,} moving" if c.moving else ""))
+    elif c.still is not None:
         lines.append(f"- Gaussians shown: {len(c.still):,} still" +
                      (f" + up to {max(len(m) for m in c.moving):,} moving per frame" if c.moving else ""))
     if c.n_frames:

@@ -99,7 +99,7 @@ def test_life_groups_are_exact_or_widen_ends_first():
 
 
 def test_4d_viewer_shows_the_current_frames_still_gaussians(small_run):
-    from viewers.app import STILL_MODES, Viewer
+    from viewers.app import STILL_MODES, Viewer, metrics_markdown
     from viewers.serve import _quiet_server, _viser
     from vision3d.scene4d.scene import Scene4D
 
@@ -109,6 +109,7 @@ def test_4d_viewer_shows_the_current_frames_still_gaussians(small_run):
     counts = [int((scene.exists(t) & ~scene.moving).sum()) for t in range(c.n_frames)]
     assert counts == [int(((c.still_life[:, 0] <= t) & (t < c.still_life[:, 1])).sum()) for t in range(c.n_frames)]
     assert len(set(counts)) > 1 or (c.still_life[:, 0] > 0).any()      # the run has lifetimes to tell apart
+    assert f"{min(counts):,}–{max(counts):,} still ({len(c.still):,} in all frames)" in metrics_markdown(c)
     server = _quiet_server(_viser(), "127.0.0.1", 0)
     try:
         v = Viewer(server, c)
